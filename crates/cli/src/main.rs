@@ -1,0 +1,180 @@
+//! `quarry`: the command-line face of the quarry libraries. Only argument parsing and wiring
+//! live here; everything it does is a library call a Rust user can make too.
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use quarry_experiment::{DataSpec, ExperimentConfig, Scaling, TestSpec, parse_seeds, simulate};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "quarry", version, about = "Active learning: spend a labeling budget on the samples that teach a model most.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate active learning with a ground-truth oracle and compare strategies over seeds.
+    ///
+    /// Each (strategy, seed) run starts from the same random initial set, then repeatedly fits
+    /// the model on its labels, records test accuracy, and queries the next batch. Writes
+    /// curves.csv, summary.json and curves.svg to --out; a second invocation with the same
+    /// --out continues the runs saved there instead of restarting them.
+    Simulate(SimulateArgs),
+    /// List every query strategy: the name --strategy takes, its family, the scores it needs and its paper.
+    Strategies,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScaleArg {
+    /// IDX pixels → divide by 255; CSV → standardize (the P1 protocol)
+    Auto,
+    /// Standardize with the pool's mean and standard deviation
+    Standardize,
+    /// Divide by 255
+    Unit,
+    /// Use the features as read
+    None,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// The pool: a CSV with a header, or an IDX images file (gzip or raw) whose labels file has the
+    /// standard name (…-images-idx3-ubyte… → …-labels-idx1-ubyte…) or is given by --labels.
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// Labels file of an IDX --data.
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    /// Name of the label column of a CSV (values may be strings; they map to classes in sorted order).
+    #[arg(long, value_name = "NAME")]
+    label_column: Option<String>,
+    /// A separate test file of the same kind as --data.
+    #[arg(long, value_name = "FILE", conflicts_with = "test_fraction")]
+    test: Option<PathBuf>,
+    /// Labels file of an IDX --test.
+    #[arg(long, value_name = "FILE", requires = "test")]
+    test_labels: Option<PathBuf>,
+    /// Without --test: hold out this fraction of --data as the test set (stratified, drawn with each seed).
+    #[arg(long, value_name = "F", default_value_t = 0.3)]
+    test_fraction: f64,
+    /// Use only the first N samples of --data as the pool.
+    #[arg(long, value_name = "N")]
+    pool_size: Option<usize>,
+    /// Feature scaling.
+    #[arg(long, value_enum, default_value = "auto")]
+    scale: ScaleArg,
+    /// The learner: `logreg` (multinomial logistic regression, L2).
+    #[arg(long, default_value = "logreg")]
+    model: String,
+    /// Inverse L2 strength of logreg (scikit-learn's C).
+    #[arg(long, default_value_t = 1.0)]
+    c: f64,
+    /// Strategies to compare, comma-separated (see `quarry strategies`; `_` and `-` are the same).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', required = true)]
+    strategy: Vec<String>,
+    /// Size of the random initial labeled set (redrawn until it holds two classes).
+    #[arg(long, default_value_t = 10)]
+    initial: usize,
+    /// Labels queried per round.
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+    /// Total labels, initial set included.
+    #[arg(long)]
+    budget: usize,
+    /// Seeds: a count N (seeds 0..N-1) or a comma-separated list.
+    #[arg(long, default_value = "1")]
+    seeds: String,
+    /// Score only this many random unlabeled candidates per round (default: the whole pool).
+    #[arg(long, value_name = "M")]
+    candidates: Option<usize>,
+    /// Skip the reference fit on the whole labeled pool.
+    #[arg(long)]
+    no_full_pool: bool,
+    /// The run directory (created, or continued if it holds a run with the same settings).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(args) => run_simulate(args),
+        Command::Strategies => {
+            print_strategies();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_simulate(a: SimulateArgs) -> Result<()> {
+    let config = ExperimentConfig {
+        data: DataSpec { path: a.data, labels: a.labels, label_column: a.label_column, pool_size: a.pool_size },
+        test: match a.test {
+            Some(path) => TestSpec::File { path, labels: a.test_labels },
+            None => TestSpec::Fraction(a.test_fraction),
+        },
+        scaling: match a.scale {
+            ScaleArg::Auto => Scaling::Auto,
+            ScaleArg::Standardize => Scaling::Standardize,
+            ScaleArg::Unit => Scaling::Unit,
+            ScaleArg::None => Scaling::None,
+        },
+        model: a.model,
+        c: a.c,
+        initial: a.initial,
+        batch: a.batch,
+        budget: a.budget,
+        candidates: a.candidates,
+        strategies: a.strategy,
+        seeds: parse_seeds(&a.seeds)?,
+        full_pool: !a.no_full_pool,
+    };
+    let outcome = simulate(&config, &a.out, !a.quiet)?;
+    let (summaries, target) = quarry_experiment::report::summarize(&outcome.runs, &outcome.full_pool, &config);
+    println!(
+        "{:<18} {:>17} {:>9} {:>8} {:>10} {:>9}",
+        "strategy", "AULC (mean±std)", "final acc", "to tgt", "efficiency", "s/round"
+    );
+    for s in &summaries {
+        let eff = s.label_efficiency.as_ref().and_then(|e| e.ratio).map_or("—".into(), |r| format!("{r:.2}x"));
+        println!(
+            "{:<18} {:>8.4} ± {:.4} {:>9.4} {:>8} {:>10} {:>9.4}",
+            s.strategy,
+            s.aulc.mean,
+            s.aulc.std,
+            s.final_accuracy.mean,
+            s.labels_to_target.map_or("never".into(), |n| n.to_string()),
+            eff,
+            s.seconds_per_round
+        );
+    }
+    if let Some(t) = target {
+        println!("target: random's mean final accuracy {t:.4}");
+    }
+    if !outcome.full_pool.is_empty() {
+        let accs: Vec<f64> = outcome.full_pool.iter().map(|f| f.accuracy).collect();
+        println!("full-pool accuracy: {:.4} (mean over {} seeds)", quarry_experiment::metrics::mean(&accs), accs.len());
+    }
+    println!("wall clock {:.2} s; wrote curves.csv, summary.json, curves.svg to {}", outcome.wall_seconds, a.out.display());
+    Ok(())
+}
+
+fn print_strategies() {
+    println!("{:<18} {:<12} {:<14} {}", "name", "family", "needs", "paper — what it does");
+    for s in quarry_strategies::catalogue() {
+        println!("{:<18} {:<12} {:<14} {} — {}", s.name, s.family, s.needs, s.paper, s.summary);
+    }
+}

@@ -1,0 +1,45 @@
+use crate::{Needs, QuarryRng, Result, SampleId, Scores};
+
+/// Everything a strategy may look at for one query: the candidate ids (row `i` of every score
+/// is candidate `i`), their scores, and the ids already labeled.
+pub struct QueryContext<'a> {
+    pub candidates: &'a [SampleId],
+    pub scores: &'a Scores,
+    pub labeled: &'a [SampleId],
+}
+
+/// One chosen sample and the strategy's score for it (higher = more wanted).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pick {
+    pub id: SampleId,
+    pub score: f64,
+}
+
+/// What a strategy returns: the chosen samples, best first. Always this one type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    pub picks: Vec<Pick>,
+}
+
+impl Query {
+    pub fn ids(&self) -> Vec<SampleId> {
+        self.picks.iter().map(|p| p.id).collect()
+    }
+    pub fn len(&self) -> usize {
+        self.picks.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.picks.is_empty()
+    }
+}
+
+/// A query strategy: a pure function of scores to a batch of distinct candidates.
+pub trait Strategy: Send + Sync {
+    /// The name `--strategy` takes.
+    fn name(&self) -> &str;
+    /// The scores this strategy reads; the loop computes only these.
+    fn needs(&self) -> Needs;
+    /// Choose `k` distinct candidates (fewer only if fewer candidates exist), best first.
+    /// `rng` breaks ties and drives any randomness, so a seed fixes the result.
+    fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query>;
+}

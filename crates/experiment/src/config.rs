@@ -1,0 +1,202 @@
+//! What a simulation is asked to do, validated once.
+
+use crate::{ExperimentError, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// How features are scaled before learning (P1 of BENCHMARK.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scaling {
+    /// Pixels (IDX) → `Unit`, tabular (CSV) → `Standardize`: the P1 protocol.
+    Auto,
+    /// Standardize with the mean and std of the whole pool (tabular data: pool features are known).
+    Standardize,
+    /// Divide by 255 (pixels).
+    Unit,
+    None,
+}
+
+/// Where the test set comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestSpec {
+    /// A stratified split of the data drawn with each seed.
+    Fraction(f64),
+    /// A separate file of the same kind (and its IDX labels file, if given).
+    File { path: PathBuf, labels: Option<PathBuf> },
+}
+
+/// The data: a CSV (with its label column) or an IDX images file (with its labels file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    pub path: PathBuf,
+    pub labels: Option<PathBuf>,
+    pub label_column: Option<String>,
+    /// Use only the first N samples of the data file as the pool (e.g. P1's 20,000 Fashion-MNIST images).
+    pub pool_size: Option<usize>,
+}
+
+/// Everything that defines a simulation's results. Two invocations with equal
+/// [`ExperimentConfig::identity`] may share a run directory; the budget may grow and the
+/// strategy and seed lists may change between them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentConfig {
+    pub data: DataSpec,
+    pub test: TestSpec,
+    pub scaling: Scaling,
+    pub model: String,
+    /// Inverse L2 strength of logistic regression.
+    pub c: f64,
+    pub initial: usize,
+    pub batch: usize,
+    pub budget: usize,
+    /// Score only this many random unlabeled samples per round (all when `None`).
+    pub candidates: Option<usize>,
+    pub strategies: Vec<String>,
+    pub seeds: Vec<u64>,
+    /// Also fit on the whole labeled pool per seed, for the full-pool reference accuracy.
+    pub full_pool: bool,
+}
+
+/// The part of a config that must match for a run directory to be continued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunIdentity {
+    pub data: DataSpec,
+    pub test: TestSpec,
+    pub scaling: Scaling,
+    pub model: String,
+    pub c: f64,
+    pub initial: usize,
+    pub batch: usize,
+    pub candidates: Option<usize>,
+}
+
+pub const MODELS: &[&str] = &["logreg"];
+
+impl ExperimentConfig {
+    pub fn identity(&self) -> RunIdentity {
+        RunIdentity {
+            data: self.data.clone(),
+            test: self.test.clone(),
+            scaling: self.scaling,
+            model: self.model.clone(),
+            c: self.c,
+            initial: self.initial,
+            batch: self.batch,
+            candidates: self.candidates,
+        }
+    }
+
+    /// Checks every flag before any file is read or written.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch == 0 {
+            return Err(ExperimentError::flag("--batch", "must be at least 1, got 0"));
+        }
+        if self.initial == 0 {
+            return Err(ExperimentError::flag("--initial", "must be at least 1 (the first model needs labels), got 0"));
+        }
+        if self.budget < self.initial {
+            return Err(ExperimentError::flag(
+                "--budget",
+                format!("{} is below the initial set of {} labels (--initial)", self.budget, self.initial),
+            ));
+        }
+        if self.strategies.is_empty() {
+            return Err(ExperimentError::flag("--strategy", "name at least one strategy"));
+        }
+        for s in &self.strategies {
+            quarry_strategies::by_name(s).map_err(|e| ExperimentError::flag("--strategy", e.to_string()))?;
+        }
+        let mut names: Vec<String> = self.strategies.iter().map(|s| quarry_strategies::normalize_name(s)).collect();
+        names.sort();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ExperimentError::flag("--strategy", format!("'{}' is listed twice", w[0])));
+        }
+        if self.seeds.is_empty() {
+            return Err(ExperimentError::flag("--seeds", "run at least one seed"));
+        }
+        if !MODELS.contains(&self.model.as_str()) {
+            return Err(ExperimentError::flag("--model", format!("unknown model '{}' (known: {})", self.model, MODELS.join(", "))));
+        }
+        if !(self.c > 0.0 && self.c.is_finite()) {
+            return Err(ExperimentError::flag("--c", format!("must be a positive number, got {}", self.c)));
+        }
+        if self.candidates == Some(0) {
+            return Err(ExperimentError::flag("--candidates", "must be at least 1 (omit it to score the whole pool)"));
+        }
+        if self.data.pool_size == Some(0) {
+            return Err(ExperimentError::flag("--pool-size", "must be at least 1"));
+        }
+        if let TestSpec::Fraction(f) = self.test {
+            if !(f > 0.0 && f < 1.0) {
+                return Err(ExperimentError::flag("--test-fraction", format!("must be between 0 and 1 (exclusive), got {f}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parse `--seeds`: a count `N` (seeds 0..N−1) or a comma-separated list `3,7,11`.
+pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
+    let bad = || ExperimentError::flag("--seeds", format!("expected a count like 5 or a list like 0,3,7; got '{s}'"));
+    if s.contains(',') {
+        s.split(',').map(|p| p.trim().parse::<u64>().map_err(|_| bad())).collect()
+    } else {
+        let n: u64 = s.trim().parse().map_err(|_| bad())?;
+        if n == 0 {
+            return Err(ExperimentError::flag("--seeds", "run at least one seed, got 0"));
+        }
+        Ok((0..n).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn config() -> ExperimentConfig {
+        ExperimentConfig {
+            data: DataSpec { path: "d.csv".into(), labels: None, label_column: Some("y".into()), pool_size: None },
+            test: TestSpec::Fraction(0.3),
+            scaling: Scaling::Standardize,
+            model: "logreg".into(),
+            c: 1.0,
+            initial: 10,
+            batch: 10,
+            budget: 100,
+            candidates: None,
+            strategies: vec!["random".into(), "margin".into()],
+            seeds: vec![0, 1],
+            full_pool: true,
+        }
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut ExperimentConfig)>)> = vec![
+            ("--batch", Box::new(|c| c.batch = 0)),
+            ("--budget", Box::new(|c| c.budget = 5)),
+            ("--strategy", Box::new(|c| c.strategies = vec!["nope".into()])),
+            ("--strategy", Box::new(|c| c.strategies = vec!["margin".into(), "MARGIN".into()])),
+            ("--model", Box::new(|c| c.model = "svm".into())),
+            ("--test-fraction", Box::new(|c| c.test = TestSpec::Fraction(1.0))),
+            ("--candidates", Box::new(|c| c.candidates = Some(0))),
+        ];
+        assert!(config().validate().is_ok());
+        for (flag, change) in cases {
+            let mut c = config();
+            change(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{flag}: {e}");
+        }
+    }
+
+    #[test]
+    fn seeds_parse_as_count_or_list() {
+        assert_eq!(parse_seeds("3").unwrap(), vec![0, 1, 2]);
+        assert_eq!(parse_seeds("4, 9").unwrap(), vec![4, 9]);
+        assert!(parse_seeds("0").is_err());
+        assert!(parse_seeds("x").is_err());
+    }
+}

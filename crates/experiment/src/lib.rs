@@ -1,0 +1,16 @@
+//! quarry-experiment: the simulation loop, oracles, stopping rules, repeats over seeds, metrics,
+//! run directories and reports.
+
+pub mod active_loop;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod plot;
+pub mod report;
+pub mod rundir;
+pub mod simulate;
+
+pub use active_loop::{ActiveLoop, BudgetRule, LoopSettings, LoopState, StepOutcome};
+pub use config::{DataSpec, ExperimentConfig, Scaling, TestSpec, parse_seeds};
+pub use error::{ExperimentError, Result};
+pub use simulate::{SimulationOutcome, simulate};

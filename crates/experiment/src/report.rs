@@ -1,0 +1,229 @@
+//! The reports of a simulation: `curves.csv` (every round of every run), `summary.json` (the
+//! BENCHMARK.md figures per strategy) and `curves.svg` (mean curve ± band over seeds).
+
+use crate::config::ExperimentConfig;
+use crate::metrics::{self, Efficiency, SeedCurves};
+use crate::plot::{CurvePoint, CurveSeries, PlotSpec, write_svg};
+use crate::rundir::{FullPoolResult, RunDir, write_atomic};
+use crate::simulate::{LoadedData, Prepared, SimulationOutcome};
+use crate::{ExperimentError, Result};
+use quarry_core::{RoundRecord, StopReason};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// One finished (strategy, seed) run.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub strategy: String,
+    pub seed: u64,
+    pub history: Vec<RoundRecord>,
+    pub stop: StopReason,
+}
+
+impl RunResult {
+    /// The rounds within the budget (a directory continued with a smaller budget keeps its
+    /// later rounds on disk but does not report them).
+    fn rounds(&self, budget: usize) -> impl Iterator<Item = &RoundRecord> {
+        self.history.iter().filter(move |r| r.labels <= budget)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Spread {
+    pub mean: f64,
+    pub std: f64,
+    pub per_seed: Vec<f64>,
+}
+
+impl Spread {
+    fn of(v: Vec<f64>) -> Spread {
+        Spread { mean: metrics::mean(&v), std: metrics::std(&v), per_seed: v }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct StrategySummary {
+    pub strategy: String,
+    pub seeds: Vec<u64>,
+    pub aulc: Spread,
+    pub final_accuracy: Spread,
+    pub final_log_loss: Spread,
+    pub final_labels: usize,
+    /// labels-to-target(t) with t = random's mean final accuracy (BENCHMARK.md).
+    pub labels_to_target: Option<usize>,
+    /// Against random, with t = random's mean final accuracy (`None` without a random run).
+    pub label_efficiency: Option<Efficiency>,
+    /// Against random, with t = 98 % of the full-pool accuracy (the anchors' variant).
+    pub efficiency_vs_full_pool: Option<Efficiency>,
+    /// Mean wall-clock of one round (score + select + label + fit + test), over every round after the first.
+    pub seconds_per_round: f64,
+    pub stops: Vec<SeedStop>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SeedStop {
+    pub seed: u64,
+    pub rule: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DataSummary {
+    path: String,
+    pool_size: usize,
+    test_size: usize,
+    features: usize,
+    scaling: crate::config::Scaling,
+    /// Class index → the label value in the file.
+    classes: Vec<String>,
+    pool_class_counts: Vec<usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    quarry: &'static str,
+    data: DataSummary,
+    config: &'a ExperimentConfig,
+    target_accuracy: Option<f64>,
+    full_pool_accuracy: Option<Spread>,
+    strategies: Vec<StrategySummary>,
+    wall_seconds: f64,
+}
+
+pub fn write_reports(
+    dir: &RunDir,
+    config: &ExperimentConfig,
+    loaded: &LoadedData,
+    prepared: &BTreeMap<u64, Arc<Prepared>>,
+    outcome: &SimulationOutcome,
+) -> Result<()> {
+    let root = dir.root();
+    write_atomic(&root.join("curves.csv"), curves_csv(&outcome.runs, config.budget).as_bytes())?;
+
+    let (summaries, target) = summarize(&outcome.runs, &outcome.full_pool, config);
+    let first = prepared.values().next().expect("at least one seed");
+    let summary = Summary {
+        quarry: env!("CARGO_PKG_VERSION"),
+        data: DataSummary {
+            path: config.data.path.display().to_string(),
+            pool_size: first.pool.len(),
+            test_size: first.test.len(),
+            features: first.pool.dim(),
+            scaling: loaded.scaling,
+            classes: loaded.data.class_names.clone(),
+            pool_class_counts: first.pool.class_counts(),
+        },
+        config,
+        target_accuracy: target,
+        full_pool_accuracy: (!outcome.full_pool.is_empty())
+            .then(|| Spread::of(outcome.full_pool.iter().map(|f| f.accuracy).collect())),
+        strategies: summaries,
+        wall_seconds: outcome.wall_seconds,
+    };
+    let json = serde_json::to_string_pretty(&summary).expect("summary serializes");
+    write_atomic(&root.join("summary.json"), json.as_bytes())?;
+
+    let series = curve_series(&outcome.runs, config.budget);
+    let full = summary.full_pool_accuracy.as_ref().map(|s| ("full pool", s.mean));
+    let title = format!(
+        "{} — {} seed{}",
+        config.data.path.file_name().map_or("data".into(), |n| n.to_string_lossy().to_string()),
+        config.seeds.len(),
+        if config.seeds.len() == 1 { "" } else { "s" }
+    );
+    let spec = PlotSpec {
+        title: &title,
+        x_label: "labels",
+        y_label: "test accuracy (mean, band = min..max over seeds)",
+        series: &series,
+        reference: full,
+    };
+    write_svg(&root.join("curves.svg"), &spec).map_err(|e| ExperimentError::Plot(e.to_string()))
+}
+
+/// `strategy,seed,round,labels,accuracy,log_loss,seconds`, one row per round.
+pub fn curves_csv(runs: &[RunResult], budget: usize) -> String {
+    let mut s = String::from("strategy,seed,round,labels,accuracy,log_loss,seconds\n");
+    for run in runs {
+        for r in run.rounds(budget) {
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{:.6},{:.6},{:.6}",
+                run.strategy, run.seed, r.round, r.labels, r.accuracy, r.log_loss, r.seconds
+            );
+        }
+    }
+    s
+}
+
+fn curves_by_strategy(runs: &[RunResult], budget: usize) -> BTreeMap<&str, SeedCurves> {
+    let mut out: BTreeMap<&str, SeedCurves> = BTreeMap::new();
+    for run in runs {
+        let c = out.entry(run.strategy.as_str()).or_default();
+        for r in run.rounds(budget) {
+            c.add(r.labels, r.accuracy);
+        }
+    }
+    out
+}
+
+/// Per-strategy figures, in the order the strategies were given, and the target accuracy.
+pub fn summarize(runs: &[RunResult], full: &[FullPoolResult], config: &ExperimentConfig) -> (Vec<StrategySummary>, Option<f64>) {
+    let curves = curves_by_strategy(runs, config.budget);
+    let random = curves.get("random");
+    let target = random.and_then(|r| r.final_mean());
+    let full_target = (!full.is_empty()).then(|| 0.98 * metrics::mean(&full.iter().map(|f| f.accuracy).collect::<Vec<_>>()));
+    let mut order: Vec<&str> = Vec::new();
+    for run in runs {
+        if !order.contains(&run.strategy.as_str()) {
+            order.push(&run.strategy);
+        }
+    }
+    let summaries = order
+        .into_iter()
+        .map(|name| {
+            let mine: Vec<&RunResult> = runs.iter().filter(|r| r.strategy == name).collect();
+            let per_seed = |f: &dyn Fn(&RunResult) -> f64| -> Spread { Spread::of(mine.iter().map(|r| f(r)).collect()) };
+            let last = |r: &RunResult| r.rounds(config.budget).last().cloned();
+            let seconds: Vec<f64> = mine.iter().flat_map(|r| r.rounds(config.budget).skip(1).map(|x| x.seconds)).collect();
+            let c = &curves[name];
+            StrategySummary {
+                strategy: name.to_string(),
+                seeds: mine.iter().map(|r| r.seed).collect(),
+                aulc: per_seed(&|r| metrics::aulc(&r.rounds(config.budget).map(|x| x.accuracy).collect::<Vec<_>>())),
+                final_accuracy: per_seed(&|r| last(r).map_or(f64::NAN, |x| x.accuracy)),
+                final_log_loss: per_seed(&|r| last(r).map_or(f64::NAN, |x| x.log_loss)),
+                final_labels: mine.iter().filter_map(|r| last(r).map(|x| x.labels)).max().unwrap_or(0),
+                labels_to_target: target.and_then(|t| c.labels_to_target(t)),
+                label_efficiency: random.zip(target).map(|(r, t)| metrics::efficiency(r, c, t)),
+                efficiency_vs_full_pool: random.zip(full_target).map(|(r, t)| metrics::efficiency(r, c, t)),
+                seconds_per_round: metrics::mean(&seconds),
+                stops: mine.iter().map(|r| SeedStop { seed: r.seed, rule: r.stop.rule.clone(), detail: r.stop.detail.clone() }).collect(),
+            }
+        })
+        .collect();
+    (summaries, target)
+}
+
+fn curve_series(runs: &[RunResult], budget: usize) -> Vec<CurveSeries> {
+    let curves = curves_by_strategy(runs, budget);
+    let mut order: Vec<&str> = Vec::new();
+    for run in runs {
+        if !order.contains(&run.strategy.as_str()) {
+            order.push(&run.strategy);
+        }
+    }
+    order
+        .into_iter()
+        .map(|name| CurveSeries {
+            name: name.to_string(),
+            points: curves[name]
+                .summary()
+                .into_iter()
+                .map(|(n, mean, _, lo, hi)| CurvePoint { labels: n as f64, mean, low: lo, high: hi })
+                .collect(),
+        })
+        .collect()
+}

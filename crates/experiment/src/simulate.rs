@@ -1,0 +1,204 @@
+//! A whole simulation: every strategy × every seed, each run in its own [`ActiveLoop`] with a
+//! ground-truth oracle, resumable from its run directory, then the reports.
+
+use crate::active_loop::{ActiveLoop, LoopSettings, StepOutcome, initial_set};
+use crate::config::{ExperimentConfig, Scaling, TestSpec};
+use crate::metrics;
+use crate::report::{self, RunResult};
+use crate::rundir::{FullPoolResult, RunDir};
+use crate::{ExperimentError, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use quarry_core::{Dataset, GroundTruthOracle, Learner, StopReason};
+use quarry_models::{LogisticRegressionLearner, LogisticRegressionParams};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The data of a simulation as read from disk, before any per-seed split.
+pub struct LoadedData {
+    pub data: Dataset,
+    pub test: Option<Dataset>,
+    /// The scaling the config's `Auto` resolved to.
+    pub scaling: Scaling,
+}
+
+/// One seed's pool and test set, scaled.
+pub struct Prepared {
+    pub pool: Dataset,
+    pub test: Dataset,
+}
+
+/// Read the data (and test file) the config names; errors name the file and line.
+pub fn load_data(config: &ExperimentConfig) -> Result<LoadedData> {
+    let spec = &config.data;
+    let mut data = quarry_data::load(&spec.path, spec.label_column.as_deref(), spec.labels.as_deref(), None)?;
+    if let Some(n) = spec.pool_size {
+        if n > data.len() {
+            return Err(ExperimentError::flag(
+                "--pool-size",
+                format!("{n} exceeds the {} samples in {}", data.len(), spec.path.display()),
+            ));
+        }
+        data = data.subset(&(0..n).collect::<Vec<_>>());
+    }
+    let test = match &config.test {
+        TestSpec::Fraction(_) => None,
+        TestSpec::File { path, labels } => Some(quarry_data::load(
+            path,
+            spec.label_column.as_deref(),
+            labels.as_deref(),
+            Some(&data.class_names),
+        )?),
+    };
+    let scaling = match config.scaling {
+        Scaling::Auto => match quarry_data::detect_format(&spec.path)? {
+            quarry_data::DataFormat::Idx => Scaling::Unit,
+            quarry_data::DataFormat::Csv => Scaling::Standardize,
+        },
+        s => s,
+    };
+    Ok(LoadedData { data, test, scaling })
+}
+
+/// Split (stratified, with the seed) unless a test file was given, then scale.
+pub fn prepare(loaded: &LoadedData, config: &ExperimentConfig, seed: u64) -> Result<Prepared> {
+    let (mut pool, mut test) = match (&loaded.test, &config.test) {
+        (Some(test), _) => (loaded.data.clone(), test.clone()),
+        (None, TestSpec::Fraction(f)) => {
+            let d = &loaded.data;
+            let (p, t) = quarry_data::stratified_split(&d.labels, d.n_classes(), *f, seed)?;
+            (d.subset(&p), d.subset(&t))
+        }
+        (None, TestSpec::File { .. }) => unreachable!("load_data reads the test file"),
+    };
+    match loaded.scaling {
+        Scaling::Standardize => {
+            let (mean, std) = pool.features.column_mean_std();
+            pool.features.standardize(&mean, &std);
+            test.features.standardize(&mean, &std);
+        }
+        Scaling::Unit => {
+            pool.features.scale(1.0 / 255.0);
+            test.features.scale(1.0 / 255.0);
+        }
+        Scaling::None | Scaling::Auto => {}
+    }
+    Ok(Prepared { pool, test })
+}
+
+fn learner(config: &ExperimentConfig) -> Box<dyn Learner> {
+    // `validate` admits only known models; logreg is the one this version has.
+    Box::new(LogisticRegressionLearner::new(LogisticRegressionParams::new().c(config.c)))
+}
+
+/// What a finished simulation produced.
+pub struct SimulationOutcome {
+    pub runs: Vec<RunResult>,
+    pub full_pool: Vec<FullPoolResult>,
+    pub wall_seconds: f64,
+}
+
+/// Run (or continue) every strategy × seed of `config` in `out`, then write the reports there.
+pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> Result<SimulationOutcome> {
+    let t0 = Instant::now();
+    config.validate()?;
+    let loaded = load_data(config)?;
+    let dir = RunDir::open(out, &config.identity())?;
+    let prepared: BTreeMap<u64, Arc<Prepared>> = match config.test {
+        TestSpec::File { .. } => {
+            let p = Arc::new(prepare(&loaded, config, 0)?);
+            config.seeds.iter().map(|&s| (s, p.clone())).collect()
+        }
+        TestSpec::Fraction(_) => {
+            config.seeds.iter().map(|&s| Ok((s, Arc::new(prepare(&loaded, config, s)?)))).collect::<Result<_>>()?
+        }
+    };
+    if let Some((_, p)) = prepared.iter().next() {
+        if config.initial > p.pool.len() {
+            return Err(ExperimentError::flag(
+                "--initial",
+                format!("{} labels asked for, the pool has {} samples", config.initial, p.pool.len()),
+            ));
+        }
+    }
+    let strategies: Vec<String> =
+        config.strategies.iter().map(|s| quarry_strategies::by_name(s).expect("validated").name().to_string()).collect();
+    let jobs: Vec<(String, u64)> =
+        strategies.iter().flat_map(|s| config.seeds.iter().map(move |&seed| (s.clone(), seed))).collect();
+    let rounds_per_run = 1 + (config.budget - config.initial).div_ceil(config.batch);
+    let bar = if show_progress { ProgressBar::new((jobs.len() * rounds_per_run) as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} rounds ({eta} left) {msg}")
+            .expect("valid template"),
+    );
+
+    let full_pool: Vec<FullPoolResult> = if config.full_pool {
+        config.seeds.par_iter().map(|&seed| full_pool_accuracy(&dir, config, &prepared[&seed], seed)).collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    let runs: Vec<RunResult> = jobs
+        .par_iter()
+        .map(|(name, seed)| run_one(&dir, config, &prepared[seed], name, *seed, &bar))
+        .collect::<Result<_>>()?;
+    bar.finish_and_clear();
+    let wall_seconds = t0.elapsed().as_secs_f64();
+    let outcome = SimulationOutcome { runs, full_pool, wall_seconds };
+    report::write_reports(&dir, config, &loaded, &prepared, &outcome)?;
+    Ok(outcome)
+}
+
+fn full_pool_accuracy(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, seed: u64) -> Result<FullPoolResult> {
+    if let Some(r) = dir.load_full_pool(seed)? {
+        return Ok(r);
+    }
+    let t = Instant::now();
+    let mut l = learner(config);
+    l.fit(&p.pool.features, &p.pool.labels, p.pool.n_classes())?;
+    let probs = l.predict_proba(&p.test.features)?;
+    let r = FullPoolResult {
+        seed,
+        accuracy: metrics::accuracy(&probs, &p.test.labels),
+        log_loss: metrics::log_loss(&probs, &p.test.labels),
+        seconds: t.elapsed().as_secs_f64(),
+    };
+    dir.save_full_pool(&r)?;
+    Ok(r)
+}
+
+fn run_one(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, name: &str, seed: u64, bar: &ProgressBar) -> Result<RunResult> {
+    let wrap = |source: quarry_core::Error| ExperimentError::Run { strategy: name.to_string(), seed, source };
+    let strategy = quarry_strategies::by_name(name).expect("validated");
+    let settings = LoopSettings { batch: config.batch, budget: config.budget, candidates: config.candidates, seed };
+    let oracle = Box::new(GroundTruthOracle::new(&p.pool.labels));
+    let mut lp = match dir.load_run(name, seed)? {
+        Some((state, checkpoint)) => {
+            if state.pool.len() != p.pool.len() {
+                return Err(ExperimentError::RunDir {
+                    path: dir.root().join("runs").join(name),
+                    reason: format!("seed {seed} was saved with a pool of {} samples, this data has {}", state.pool.len(), p.pool.len()),
+                });
+            }
+            let mut l = learner(config);
+            l.restore(&checkpoint).map_err(wrap)?;
+            bar.inc(state.history.len() as u64);
+            ActiveLoop::resume(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, state)
+        }
+        None => {
+            let initial = initial_set(&p.pool.labels, config.initial, seed).map_err(wrap)?;
+            ActiveLoop::new(&p.pool, &p.test, learner(config), strategy.as_ref(), oracle, settings, &initial).map_err(wrap)?
+        }
+    };
+    let stop: StopReason = loop {
+        match lp.step().map_err(wrap)? {
+            StepOutcome::Round(_) => {
+                dir.save_run(name, seed, lp.state(), &lp.learner().checkpoint().map_err(wrap)?)?;
+                bar.inc(1);
+            }
+            StepOutcome::Stopped(reason) => break reason,
+        }
+    };
+    Ok(RunResult { strategy: name.to_string(), seed, history: lp.history().to_vec(), stop })
+}

@@ -1,0 +1,11 @@
+//! quarry-models: learners that turn samples into scores.
+//!
+//! [`LogisticRegression`] is the classical learner of the P1 protocol: multinomial (softmax)
+//! logistic regression with an L2 penalty, solved to convergence by [`lbfgs`]. Dense products go
+//! through `matrixmultiply`, which picks AVX2/FMA or AVX-512 kernels at run time.
+
+pub mod lbfgs;
+pub mod linalg;
+pub mod logistic;
+
+pub use logistic::{LogisticRegression, LogisticRegressionParams, LogisticRegressionLearner};

@@ -1,0 +1,398 @@
+//! Multinomial logistic regression with an L2 penalty, as in the P1 protocol:
+//! minimize ½‖W‖² + C·Σᵢ −log softmax(xᵢW + b)_{yᵢ} (the intercept is not penalized).
+//!
+//! Like scikit-learn, only the classes present in the labeled set are modeled (the others get
+//! probability 0), and two classes use the binomial form (one weight vector, the other class's
+//! logit fixed at 0), so the fitted model is the same one scikit-learn's `LogisticRegression`
+//! converges to. The objective is strictly convex in W, so a converged fit does not depend on
+//! where L-BFGS started; [`LogisticRegressionLearner`] therefore warm-starts from the previous
+//! round's weights (continuous fine-tuning) and only pays for the change the new labels make.
+
+use crate::{lbfgs, linalg};
+use quarry_core::{Error, Learner, Matrix, Probabilities, Result};
+
+/// Checked hyper-parameters. Build with [`LogisticRegressionParams::new`] and the setters; every
+/// value is validated in [`LogisticRegressionParams::fit`], so a fitted model never holds an
+/// invalid setting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogisticRegressionParams {
+    c: f64,
+    max_iter: usize,
+    tol: f64,
+}
+
+impl Default for LogisticRegressionParams {
+    fn default() -> Self {
+        LogisticRegressionParams { c: 1.0, max_iter: 1000, tol: 1e-6 }
+    }
+}
+
+impl LogisticRegressionParams {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Inverse regularization strength (scikit-learn's `C`).
+    pub fn c(mut self, c: f64) -> Self {
+        self.c = c;
+        self
+    }
+    pub fn max_iter(mut self, n: usize) -> Self {
+        self.max_iter = n;
+        self
+    }
+    /// Stop when the largest gradient entry of the per-sample objective is below this.
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.tol = tol;
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        if !(self.c > 0.0 && self.c.is_finite()) {
+            return Err(Error::param("C", format!("must be a positive number, got {}", self.c)));
+        }
+        if self.max_iter == 0 {
+            return Err(Error::param("max_iter", "must be at least 1"));
+        }
+        if !(self.tol > 0.0) {
+            return Err(Error::param("tol", format!("must be positive, got {}", self.tol)));
+        }
+        Ok(())
+    }
+
+    /// Fit on `x` `[n, dim]` with labels in `0..n_classes`, starting from `warm` when it models
+    /// the same classes and dimension.
+    pub fn fit(&self, x: &Matrix, y: &[u32], n_classes: usize, warm: Option<&LogisticRegression>) -> Result<LogisticRegression> {
+        self.check()?;
+        if x.rows() != y.len() {
+            return Err(Error::shape("labels for logistic regression", x.rows(), y.len()));
+        }
+        if let Some(&bad) = y.iter().find(|&&l| l as usize >= n_classes) {
+            return Err(Error::shape("label", format!("< {n_classes}"), bad));
+        }
+        let mut present: Vec<u32> = y.to_vec();
+        present.sort_unstable();
+        present.dedup();
+        if present.len() < 2 {
+            return Err(Error::param("labeled set", format!("needs at least 2 classes to fit, has {}", present.len())));
+        }
+        let n = x.rows();
+        let d = x.cols();
+        let k_eff = present.len();
+        let binary = k_eff == 2;
+        let m = if binary { 1 } else { k_eff };
+        // Class index → column among the present classes.
+        let mut col_of = vec![usize::MAX; n_classes];
+        for (j, &c) in present.iter().enumerate() {
+            col_of[c as usize] = j;
+        }
+        let yc: Vec<usize> = y.iter().map(|&l| col_of[l as usize]).collect();
+        let xf: Vec<f64> = x.as_slice().iter().map(|&v| v as f64).collect();
+
+        let n_params = d * m + m;
+        let mut theta = vec![0.0; n_params];
+        if let Some(w) = warm.filter(|w| w.dim == d && w.present == present) {
+            theta[..d * m].copy_from_slice(&w.w);
+            theta[d * m..].copy_from_slice(&w.b);
+        }
+        let inv_c = 1.0 / self.c;
+        let scale = 1.0 / n as f64;
+        let mut z = vec![0.0; n * m];
+        let mut logits = vec![0.0; k_eff];
+        let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
+            let (w, b) = theta.split_at(d * m);
+            linalg::gemm_f64(n, d, m, &xf, w, 0.0, &mut z);
+            let mut loss = 0.0;
+            // z becomes the residual P − Y on the free columns.
+            for i in 0..n {
+                let zi = &mut z[i * m..(i + 1) * m];
+                if binary {
+                    logits[0] = 0.0;
+                    logits[1] = zi[0] + b[0];
+                } else {
+                    for j in 0..m {
+                        logits[j] = zi[j] + b[j];
+                    }
+                }
+                let mx = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = logits.iter().map(|l| (l - mx).exp()).sum();
+                let lse = mx + sum.ln();
+                loss += lse - logits[yc[i]];
+                if binary {
+                    zi[0] = (logits[1] - lse).exp() - (yc[i] == 1) as u8 as f64;
+                } else {
+                    for j in 0..m {
+                        zi[j] = (logits[j] - lse).exp() - (yc[i] == j) as u8 as f64;
+                    }
+                }
+            }
+            let (gw, gb) = grad.split_at_mut(d * m);
+            linalg::gemm_tn_f64(n, d, m, &xf, &z, 0.0, gw);
+            let mut reg = 0.0;
+            for (g, &wv) in gw.iter_mut().zip(w) {
+                *g = (*g + inv_c * wv) * scale;
+                reg += wv * wv;
+            }
+            gb.iter_mut().for_each(|g| *g = 0.0);
+            for i in 0..n {
+                for j in 0..m {
+                    gb[j] += z[i * m + j];
+                }
+            }
+            gb.iter_mut().for_each(|g| *g *= scale);
+            (loss + 0.5 * inv_c * reg) * scale
+        };
+        let report = lbfgs::minimize(&mut theta, objective, self.tol, self.max_iter, 10);
+        let b = theta.split_off(d * m);
+        Ok(LogisticRegression { dim: d, n_classes, present, w: theta, b, iterations: report.iterations })
+    }
+}
+
+/// A fitted model. Weights `w` are `[dim, m]` row-major and `b` is `[m]`, where `m` is the number
+/// of modeled classes, or 1 in the binomial case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogisticRegression {
+    dim: usize,
+    n_classes: usize,
+    present: Vec<u32>,
+    w: Vec<f64>,
+    b: Vec<f64>,
+    iterations: usize,
+}
+
+impl LogisticRegression {
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+    /// The classes this model saw in its labeled set (the others have probability 0).
+    pub fn classes_seen(&self) -> &[u32] {
+        &self.present
+    }
+    /// L-BFGS iterations the last fit took.
+    pub fn iterations(&self) -> usize {
+        self.iterations
+    }
+
+    /// Class probabilities `[n, n_classes]`, computed in blocks so memory stays bounded.
+    pub fn predict_proba(&self, x: &Matrix) -> Result<Probabilities> {
+        if x.cols() != self.dim {
+            return Err(Error::shape("features for prediction", self.dim, x.cols()));
+        }
+        let m = self.b.len();
+        let k_eff = self.present.len();
+        let binary = k_eff == 2;
+        let w32: Vec<f32> = self.w.iter().map(|&v| v as f32).collect();
+        let mut out = vec![0f32; x.rows() * self.n_classes];
+        const BLOCK: usize = 4096;
+        let mut z = vec![0f32; BLOCK * m];
+        let mut logits = vec![0f64; k_eff];
+        for start in (0..x.rows()).step_by(BLOCK) {
+            let rows = BLOCK.min(x.rows() - start);
+            let xs = &x.as_slice()[start * self.dim..(start + rows) * self.dim];
+            linalg::gemm_f32(rows, self.dim, m, xs, &w32, &mut z[..rows * m]);
+            for r in 0..rows {
+                let zr = &z[r * m..(r + 1) * m];
+                if binary {
+                    logits[0] = 0.0;
+                    logits[1] = zr[0] as f64 + self.b[0];
+                } else {
+                    for j in 0..m {
+                        logits[j] = zr[j] as f64 + self.b[j];
+                    }
+                }
+                let mx = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = logits.iter().map(|l| (l - mx).exp()).sum();
+                let row = &mut out[(start + r) * self.n_classes..(start + r + 1) * self.n_classes];
+                for (j, &c) in self.present.iter().enumerate() {
+                    row[c as usize] = ((logits[j] - mx).exp() / sum) as f32;
+                }
+            }
+        }
+        Probabilities::new(out, x.rows(), self.n_classes)
+    }
+
+    /// Serialize the fitted state (little-endian) so a resumed run continues from these weights.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(b"QLR1");
+        for v in [self.dim, self.n_classes, self.present.len(), self.b.len(), self.iterations] {
+            out.extend_from_slice(&(v as u64).to_le_bytes());
+        }
+        for &c in &self.present {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        for &v in self.w.iter().chain(&self.b) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bad = |why: &str| Error::Other(format!("logistic regression checkpoint: {why}"));
+        if bytes.len() < 44 || &bytes[..4] != b"QLR1" {
+            return Err(bad("not a quarry logistic-regression checkpoint (expected magic QLR1)"));
+        }
+        let u = |i: usize| u64::from_le_bytes(bytes[4 + 8 * i..12 + 8 * i].try_into().unwrap()) as usize;
+        let (dim, n_classes, n_present, m, iterations) = (u(0), u(1), u(2), u(3), u(4));
+        let expected = 44 + 4 * n_present + 8 * (dim * m + m);
+        if bytes.len() != expected || n_present > n_classes || m == 0 {
+            return Err(bad(&format!("expected {expected} bytes, found {}", bytes.len())));
+        }
+        let mut pos = 44;
+        let present = (0..n_present)
+            .map(|_| {
+                let v = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap());
+                pos += 4;
+                v
+            })
+            .collect();
+        let mut f = |count: usize| -> Vec<f64> {
+            (0..count)
+                .map(|_| {
+                    let v = f64::from_le_bytes(bytes[pos..pos + 8].try_into().unwrap());
+                    pos += 8;
+                    v
+                })
+                .collect()
+        };
+        let w = f(dim * m);
+        let b = f(m);
+        Ok(LogisticRegression { dim, n_classes, present, w, b, iterations })
+    }
+}
+
+/// The [`Learner`] form: holds the parameters and the current fit, and warm-starts each new fit.
+#[derive(Debug, Clone, Default)]
+pub struct LogisticRegressionLearner {
+    pub params: LogisticRegressionParams,
+    pub model: Option<LogisticRegression>,
+}
+
+impl LogisticRegressionLearner {
+    pub fn new(params: LogisticRegressionParams) -> Self {
+        LogisticRegressionLearner { params, model: None }
+    }
+}
+
+impl Learner for LogisticRegressionLearner {
+    fn name(&self) -> &str {
+        "logreg"
+    }
+
+    fn fit(&mut self, x: &Matrix, y: &[u32], n_classes: usize) -> Result<()> {
+        let model = self.params.fit(x, y, n_classes, self.model.as_ref())?;
+        self.model = Some(model);
+        Ok(())
+    }
+
+    fn predict_proba(&self, x: &Matrix) -> Result<Probabilities> {
+        self.model
+            .as_ref()
+            .ok_or_else(|| Error::Other("logistic regression: predict before fit".into()))?
+            .predict_proba(x)
+    }
+
+    fn checkpoint(&self) -> Result<Vec<u8>> {
+        Ok(self.model.as_ref().map(|m| m.to_bytes()).unwrap_or_default())
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        self.model = if bytes.is_empty() { None } else { Some(LogisticRegression::from_bytes(bytes)?) };
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy() -> (Matrix, Vec<u32>) {
+        // Three well separated blobs on a line, plus a second feature of noise-free offsets.
+        let pts: &[(f32, f32, u32)] = &[
+            (-3.0, 0.1, 0), (-2.5, -0.2, 0), (-3.2, 0.3, 0), (0.0, 0.2, 1), (0.3, -0.1, 1),
+            (-0.2, 0.0, 1), (3.0, 0.1, 2), (2.7, -0.3, 2), (3.3, 0.2, 2), (-1.4, 0.0, 1),
+        ];
+        let data = pts.iter().flat_map(|p| [p.0, p.1]).collect();
+        (Matrix::new(data, pts.len(), 2).unwrap(), pts.iter().map(|p| p.2).collect())
+    }
+
+    /// The gradient of the objective vanishes at the fit: check it numerically through the
+    /// optimality condition W/C = −Xᵀ(P − Y) for the softmax case.
+    #[test]
+    fn fit_satisfies_optimality_conditions() {
+        let (x, y) = toy();
+        let model = LogisticRegressionParams::new().tol(1e-10).fit(&x, &y, 3, None).unwrap();
+        let p = model.predict_proba(&x).unwrap();
+        for j in 0..3 {
+            for f in 0..2 {
+                let mut g = model.w[f * 3 + j];
+                for i in 0..x.rows() {
+                    g += (p.row(i)[j] as f64 - (y[i] == j as u32) as u8 as f64) * x.row(i)[f] as f64;
+                }
+                assert!(g.abs() < 1e-4, "gradient {g} for class {j} feature {f}");
+            }
+            let gb: f64 = (0..x.rows()).map(|i| p.row(i)[j] as f64 - (y[i] == j as u32) as u8 as f64).sum();
+            assert!(gb.abs() < 1e-4);
+        }
+        assert_eq!(p.argmax(), y);
+    }
+
+    /// One feature, two classes: the binomial optimum solves two scalar equations; check them
+    /// by hand: w + Σ (σ(w xᵢ + b) − yᵢ) xᵢ = 0 and Σ (σ − y) = 0.
+    #[test]
+    fn binary_uses_one_logit() {
+        let x = Matrix::new(vec![-2.0, -1.0, 1.0, 2.0, 0.5], 5, 1).unwrap();
+        let y = vec![0, 0, 1, 1, 0];
+        let m = LogisticRegressionParams::new().tol(1e-12).fit(&x, &y, 2, None).unwrap();
+        assert_eq!(m.w.len(), 1);
+        let (w, b) = (m.w[0], m.b[0]);
+        let sig = |t: f64| 1.0 / (1.0 + (-t).exp());
+        let xs = [-2.0, -1.0, 1.0, 2.0, 0.5];
+        let gw: f64 = w + xs.iter().zip(&y).map(|(&xi, &yi)| (sig(w * xi + b) - yi as f64) * xi).sum::<f64>();
+        let gb: f64 = xs.iter().zip(&y).map(|(&xi, &yi)| sig(w * xi + b) - yi as f64).sum();
+        assert!(gw.abs() < 1e-8 && gb.abs() < 1e-8, "{gw} {gb}");
+    }
+
+    #[test]
+    fn absent_classes_get_zero_probability_and_rows_sum_to_one() {
+        let (x, y) = toy();
+        let m = LogisticRegressionParams::new().fit(&x, &y, 5, None).unwrap();
+        let p = m.predict_proba(&x).unwrap();
+        for r in p.rows() {
+            assert_eq!(r[3], 0.0);
+            assert_eq!(r[4], 0.0);
+        }
+    }
+
+    #[test]
+    fn warm_start_reaches_the_same_optimum() {
+        let (x, y) = toy();
+        let params = LogisticRegressionParams::new().tol(1e-9);
+        let cold = params.fit(&x, &y, 3, None).unwrap();
+        let sub = x.select_rows(&[0, 1, 3, 4, 6, 7]);
+        let first = params.fit(&sub, &[0, 0, 1, 1, 2, 2], 3, None).unwrap();
+        let warm = params.fit(&x, &y, 3, Some(&first)).unwrap();
+        for (a, b) in cold.w.iter().zip(&warm.w) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn checkpoint_round_trips_and_rejects_garbage() {
+        let (x, y) = toy();
+        let m = LogisticRegressionParams::new().fit(&x, &y, 3, None).unwrap();
+        assert_eq!(LogisticRegression::from_bytes(&m.to_bytes()).unwrap(), m);
+        assert!(LogisticRegression::from_bytes(b"QLR1short").is_err());
+        let mut bytes = m.to_bytes();
+        bytes.pop();
+        assert!(LogisticRegression::from_bytes(&bytes).is_err());
+    }
+
+    #[test]
+    fn bad_parameters_and_inputs_are_errors() {
+        let (x, y) = toy();
+        assert!(LogisticRegressionParams::new().c(0.0).fit(&x, &y, 3, None).is_err());
+        assert!(LogisticRegressionParams::new().fit(&x, &y[..3], 3, None).is_err());
+        assert!(LogisticRegressionParams::new().fit(&x, &vec![1; 10], 3, None).is_err());
+        assert!(LogisticRegressionParams::new().fit(&x, &y, 2, None).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! quarry-strategies: query strategies behind the one [`Strategy`](quarry_core::Strategy) trait.
+//!
+//! A strategy is split the baal way: a *score function* maps each candidate's scores to one
+//! number (higher = more wanted), and a shared *selector* ([`select::top_k`]) turns numbers into a
+//! batch with seeded tie-breaks. [`registry`] maps command-line names to strategies and documents
+//! each one's family, needs and paper.
+
+pub mod random;
+pub mod registry;
+pub mod select;
+pub mod uncertainty;
+
+pub use random::RandomSampling;
+pub use registry::{StrategyInfo, UnknownStrategy, by_name, catalogue, normalize_name};
+pub use uncertainty::{ConfidenceGap, EntropySampling, LeastConfidence, MarginSampling};

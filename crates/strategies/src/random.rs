@@ -1,0 +1,42 @@
+use quarry_core::{Needs, Pick, QuarryRng, Query, QueryContext, Result, Strategy};
+use rand::seq::index::sample;
+
+/// Uniform random sampling: the baseline every other strategy is measured against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomSampling;
+
+impl Strategy for RandomSampling {
+    fn name(&self) -> &str {
+        "random"
+    }
+    fn needs(&self) -> Needs {
+        Needs::NOTHING
+    }
+    fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
+        let n = ctx.candidates.len();
+        let picks = sample(rng, n, k.min(n)).into_iter().map(|i| Pick { id: ctx.candidates[i], score: 0.0 }).collect();
+        Ok(Query { picks })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quarry_core::{SampleId, Scores, seeded_rng};
+
+    #[test]
+    fn picks_distinct_candidates_reproducibly() {
+        let cands: Vec<SampleId> = (0..100).map(|i| SampleId(i * 2)).collect();
+        let scores = Scores::default();
+        let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[] };
+        let a = RandomSampling.select(&ctx, 30, &mut seeded_rng(7, 1)).unwrap();
+        let b = RandomSampling.select(&ctx, 30, &mut seeded_rng(7, 1)).unwrap();
+        assert_eq!(a, b);
+        let mut ids = a.ids();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 30);
+        assert!(ids.iter().all(|id| id.0 % 2 == 0));
+        assert_eq!(RandomSampling.select(&ctx, 500, &mut seeded_rng(7, 1)).unwrap().len(), 100);
+    }
+}
