@@ -1,0 +1,196 @@
+//! The `quarry` command-line contract, exercised as a user would: whole runs on the digits data
+//! shipped in `data/`, resume, reproducibility and bad inputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn quarry(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quarry")).args(args).output().expect("quarry runs")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn digits() -> String {
+    repo().join("data/digits-8x8.csv").display().to_string()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("quarry-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn simulate(out: &Path, strategies: &str, budget: &str, seeds: &str) -> Output {
+    quarry(&[
+        "simulate", "--data", &digits(), "--label-column", "digit", "--test-fraction", "0.3", "--model", "logreg",
+        "--strategy", strategies, "--initial", "10", "--batch", "10", "--budget", budget, "--seeds", seeds, "--quiet",
+        "--out", out.to_str().unwrap(),
+    ])
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// curves.csv rows without the timing column.
+fn curve_rows(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("curves.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+#[test]
+fn simulate_writes_curves_summary_and_plot() {
+    let d = scratch("full");
+    let out = d.join("run");
+    let o = simulate(&out, "random,margin,entropy,least_confidence,confidence-gap", "60", "2");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = curve_rows(&out);
+    assert_eq!(rows[0], "strategy,seed,round,labels,accuracy,log_loss");
+    // 5 strategies × 2 seeds × 6 rounds (10, 20, …, 60 labels).
+    assert_eq!(rows.len(), 1 + 5 * 2 * 6);
+    assert!(rows.iter().any(|r| r.starts_with("least-confidence,1,5,60,")));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let strategies = summary["strategies"].as_array().unwrap();
+    assert_eq!(strategies.len(), 5);
+    let margin = strategies.iter().find(|s| s["strategy"] == "margin").unwrap();
+    let aulc = margin["aulc"]["mean"].as_f64().unwrap();
+    assert!(aulc > 0.5 && aulc < 1.0, "{aulc}");
+    assert_eq!(margin["stops"][0]["rule"], "budget");
+    assert_eq!(summary["data"]["classes"].as_array().unwrap().len(), 10);
+    assert!(summary["full_pool_accuracy"]["mean"].as_f64().unwrap() > 0.9);
+    let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("margin") && svg.contains("confidence-gap"));
+}
+
+#[test]
+fn same_seed_same_curves_and_resume_continues_exactly() {
+    let d = scratch("resume");
+    let (a, b) = (d.join("a"), d.join("b"));
+    assert!(simulate(&a, "random,margin", "80", "1").status.success());
+    // b: first to 40 labels, then continued to 80 in the same directory.
+    assert!(simulate(&b, "random,margin", "40", "1").status.success());
+    let state_before = std::fs::read_to_string(b.join("runs/margin/seed-0.json")).unwrap();
+    let o = simulate(&b, "random,margin", "80", "1");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let state_after = std::fs::read_to_string(b.join("runs/margin/seed-0.json")).unwrap();
+    assert!(state_after.len() > state_before.len());
+    assert_eq!(curve_rows(&a), curve_rows(&b), "a resumed run must equal an uninterrupted one");
+    // Running the finished run again changes nothing.
+    assert!(simulate(&b, "random,margin", "80", "1").status.success());
+    assert_eq!(curve_rows(&a), curve_rows(&b));
+}
+
+#[test]
+fn different_seeds_give_different_selections() {
+    let d = scratch("seeds");
+    assert!(simulate(&d.join("r"), "margin", "30", "0,1").status.success());
+    let rows = curve_rows(&d.join("r"));
+    let s0: Vec<_> = rows.iter().filter(|r| r.starts_with("margin,0,")).map(|r| r.split(',').nth(4).unwrap()).collect();
+    let s1: Vec<_> = rows.iter().filter(|r| r.starts_with("margin,1,")).map(|r| r.split(',').nth(4).unwrap()).collect();
+    assert_ne!(s0, s1);
+}
+
+#[test]
+fn run_directory_of_other_settings_or_version_is_refused_and_kept() {
+    let d = scratch("refuse");
+    let out = d.join("run");
+    assert!(simulate(&out, "random", "30", "1").status.success());
+    let header = std::fs::read_to_string(out.join("run.json")).unwrap();
+    let curves = std::fs::read_to_string(out.join("curves.csv")).unwrap();
+    // Other settings (batch 5).
+    let o = quarry(&[
+        "simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "random", "--batch", "5",
+        "--budget", "30", "--quiet", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("run.json") && stderr(&o).contains("batch"), "{}", stderr(&o));
+    // Another version.
+    std::fs::write(out.join("run.json"), header.replace("\"version\": 1", "\"version\": 0")).unwrap();
+    let o = simulate(&out, "random", "30", "1");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("incompatible quarry version"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(out.join("curves.csv")).unwrap(), curves);
+    // A directory that is not a run directory is not written into.
+    let other = d.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let o = simulate(&other, "random", "30", "1");
+    assert!(!o.status.success() && stderr(&o).contains("not a quarry run directory"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors_naming_the_cause() {
+    let d = scratch("bad");
+    let write = |name: &str, text: &str| {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let ragged = write("ragged.csv", "a,b,label\n1,2,x\n3,4\n");
+    let nonnum = write("nonnum.csv", "a,b,label\n1,2,x\n3,oops,y\n");
+    let nolabel = write("nolabel.csv", "a,b,klass\n1,2,x\n3,4,y\n");
+    let out = d.join("out").display().to_string();
+    let run = |data: &str, extra: &[&str]| {
+        let mut args = vec!["simulate", "--data", data, "--label-column", "label", "--strategy", "random", "--initial", "2",
+            "--batch", "1", "--budget", "3", "--quiet", "--out", &out];
+        args.extend_from_slice(extra);
+        quarry(&args)
+    };
+    let cases: Vec<(Output, &str)> = vec![
+        (run(&ragged, &[]), "ragged.csv:3"),
+        (run(&nonnum, &[]), "nonnum.csv:3"),
+        (run(&nolabel, &[]), "no column named 'label'"),
+        (run(&d.join("missing.csv").display().to_string(), &[]), "missing.csv"),
+        (quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "nope", "--budget", "30", "--out", &out]), "unknown strategy 'nope'"),
+        (quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "random", "--batch", "0", "--budget", "30", "--out", &out]), "--batch"),
+        (quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "random", "--initial", "20", "--budget", "10", "--out", &out]), "--budget"),
+    ];
+    for (o, expect) in cases {
+        let e = stderr(&o);
+        assert!(!o.status.success(), "accepted: {expect}");
+        assert!(!e.contains("panicked"), "{e}");
+        assert!(e.contains(expect), "expected '{expect}' in: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
+    }
+    assert!(!Path::new(&out).exists(), "no output directory for failed runs");
+}
+
+#[test]
+fn strategies_lists_every_name() {
+    let o = quarry(&["strategies"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for name in ["random", "least-confidence", "margin", "entropy", "confidence-gap"] {
+        assert!(text.contains(name), "{name} missing from {text}");
+    }
+}
+
+#[test]
+fn idx_images_with_derived_labels_and_separate_test_file() {
+    let fm = repo().join("../shared/data/fashion-mnist");
+    if !fm.join("t10k-images-idx3-ubyte.gz").exists() {
+        eprintln!("skipped: Fashion-MNIST not found at {} (see data/README.md)", fm.display());
+        return;
+    }
+    let d = scratch("idx");
+    let images = fm.join("t10k-images-idx3-ubyte.gz").display().to_string();
+    let out = d.join("run");
+    let o = quarry(&[
+        "simulate", "--data", &images, "--pool-size", "3000", "--test", &images, "--strategy", "random,entropy",
+        "--initial", "20", "--batch", "20", "--budget", "60", "--seeds", "1", "--candidates", "500", "--no-full-pool",
+        "--quiet", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["data"]["pool_size"], 3000);
+    assert_eq!(summary["data"]["test_size"], 10000);
+    assert_eq!(summary["data"]["scaling"], "unit");
+    let acc = summary["strategies"][1]["final_accuracy"]["mean"].as_f64().unwrap();
+    assert!(acc > 0.4, "entropy after 60 labels: {acc}");
+}
