@@ -4,6 +4,7 @@
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use quarry_experiment::{DataSpec, ExperimentConfig, Scaling, TestSpec, parse_seeds, simulate};
+use quarry_strategies::StrategyOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -90,6 +91,18 @@ struct SimulateArgs {
     /// Score only this many random unlabeled candidates per round (default: the whole pool).
     #[arg(long, value_name = "M")]
     candidates: Option<usize>,
+    /// Information-density exponent β (density-weighted strategies).
+    #[arg(long, default_value_t = 1.0)]
+    beta: f64,
+    /// Members of a query-by-committee / query-by-bagging committee.
+    #[arg(long, default_value_t = 5)]
+    committee_size: usize,
+    /// Monte-Carlo dropout passes T for the Bayesian strategies.
+    #[arg(long, default_value_t = 20)]
+    mc_draws: usize,
+    /// Two-step strategies keep the PREFILTER × batch most uncertain candidates, then diversify.
+    #[arg(long, default_value_t = 10)]
+    prefilter: usize,
     /// Skip the reference fit on the whole labeled pool.
     #[arg(long)]
     no_full_pool: bool,
@@ -139,6 +152,7 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
         budget: a.budget,
         candidates: a.candidates,
         strategies: a.strategy,
+        options: StrategyOptions { beta: a.beta, committee_size: a.committee_size, mc_draws: a.mc_draws, prefilter: a.prefilter },
         seeds: parse_seeds(&a.seeds)?,
         full_pool: !a.no_full_pool,
     };
@@ -173,8 +187,8 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
 }
 
 fn print_strategies() {
-    println!("{:<18} {:<12} {:<14} {}", "name", "family", "needs", "paper — what it does");
     for s in quarry_strategies::catalogue() {
-        println!("{:<18} {:<12} {:<14} {} — {}", s.name, s.family, s.needs, s.paper, s.summary);
+        let aliases = if s.aliases.is_empty() { String::new() } else { format!(" (also: {})", s.aliases.join(", ")) };
+        println!("{}{aliases}\n    family: {}\n    needs:  {}\n    paper:  {}\n    {}\n", s.name, s.family, s.needs, s.paper, s.summary);
     }
 }

@@ -25,6 +25,6 @@ pub use matrix::Matrix;
 pub use oracle::{GroundTruthOracle, Oracle};
 pub use pool::{Pool, SampleState};
 pub use rng::{QuarryRng, seeded_rng};
-pub use scores::{Needs, Probabilities, Scores};
+pub use scores::{McSamples, Needs, Probabilities, Scores};
 pub use stopping::{RoundRecord, StopReason, StoppingRule};
-pub use strategy::{Pick, Query, QueryContext, Strategy};
+pub use strategy::{Pick, Query, QueryContext, Strategy, WhatIf};

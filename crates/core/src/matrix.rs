@@ -42,6 +42,13 @@ impl Matrix {
         &mut self.data[i * self.cols..(i + 1) * self.cols]
     }
 
+    /// Append one row of `cols` values.
+    pub fn push_row(&mut self, row: &[f32]) {
+        assert_eq!(row.len(), self.cols, "row length");
+        self.data.extend_from_slice(row);
+        self.rows += 1;
+    }
+
     /// The rows at `indices`, in that order.
     pub fn select_rows(&self, indices: &[usize]) -> Matrix {
         let mut data = Vec::with_capacity(indices.len() * self.cols);

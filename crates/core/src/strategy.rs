@@ -1,4 +1,4 @@
-use crate::{Needs, QuarryRng, Result, SampleId, Scores};
+use crate::{Needs, Probabilities, QuarryRng, Result, SampleId, Scores};
 
 /// Everything a strategy may look at for one query: the candidate ids (row `i` of every score
 /// is candidate `i`), their scores, and the ids already labeled.
@@ -6,6 +6,28 @@ pub struct QueryContext<'a> {
     pub candidates: &'a [SampleId],
     pub scores: &'a Scores,
     pub labeled: &'a [SampleId],
+    /// Present when the strategy [`Needs::what_if`](crate::Needs): refits with a hypothetical label.
+    pub what_if: Option<&'a dyn WhatIf>,
+}
+
+impl<'a> QueryContext<'a> {
+    /// A context with only candidates and scores (tests, scores brought from elsewhere).
+    pub fn new(candidates: &'a [SampleId], scores: &'a Scores) -> Self {
+        QueryContext { candidates, scores, labeled: &[], what_if: None }
+    }
+
+    pub fn what_if(&self, strategy: &str) -> Result<&'a dyn WhatIf> {
+        self.what_if.ok_or_else(|| crate::Error::Other(format!("strategy {strategy} needs a model it can refit, none was given")))
+    }
+}
+
+/// "What if this candidate had this label?": the model refit on the labeled set plus one
+/// hypothetical label, scored on the query's candidates. Expected error reduction and
+/// variance reduction (Roy & McCallum 2001; Cohn et al. 1996) are built on it.
+pub trait WhatIf: Sync {
+    /// Probabilities `[candidates, classes]` after adding candidate `candidate` (an index into
+    /// the query's candidates) with `label` to the labeled set and refitting.
+    fn probabilities_after(&self, candidate: usize, label: u32) -> Result<Probabilities>;
 }
 
 /// One chosen sample and the strategy's score for it (higher = more wanted).

@@ -3,8 +3,8 @@
 
 use crate::metrics;
 use quarry_core::{
-    Dataset, Learner, Oracle, Pool, QueryContext, Result, RoundRecord, SampleId, Scores, StopReason,
-    StoppingRule, Strategy, seeded_rng,
+    Dataset, Learner, Matrix, Oracle, Pool, Probabilities, QueryContext, Result, RoundRecord, SampleId, Scores,
+    StopReason, StoppingRule, Strategy, WhatIf, seeded_rng,
 };
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,29 @@ pub mod streams {
     /// Per round: `(STRATEGY << 32) | round`, so a resumed run draws what it would have drawn.
     pub const STRATEGY: u64 = 2;
     pub const CANDIDATES: u64 = 3;
+    pub const MC_DROPOUT: u64 = 4;
+}
+
+/// [`WhatIf`] for the loop's learner: a copy refit on the labeled set plus one hypothetical
+/// label (warm-started from the current fit), scored on the query's candidates.
+struct Refit<'a> {
+    learner: &'a dyn Learner,
+    labeled_x: Matrix,
+    labeled_y: Vec<u32>,
+    candidates_x: &'a Matrix,
+    n_classes: usize,
+}
+
+impl WhatIf for Refit<'_> {
+    fn probabilities_after(&self, candidate: usize, label: u32) -> Result<Probabilities> {
+        let mut x = self.labeled_x.clone();
+        x.push_row(self.candidates_x.row(candidate));
+        let mut y = self.labeled_y.clone();
+        y.push(label);
+        let mut l = self.learner.boxed_clone();
+        l.fit(&x, &y, self.n_classes)?;
+        l.predict_proba(self.candidates_x)
+    }
 }
 
 /// The settings of one run.
@@ -24,6 +47,8 @@ pub struct LoopSettings {
     pub batch: usize,
     pub budget: usize,
     pub candidates: Option<usize>,
+    /// MC-dropout passes for strategies that need them.
+    pub mc_draws: usize,
     pub seed: u64,
 }
 
@@ -186,12 +211,50 @@ impl<'a> ActiveLoop<'a> {
             candidates = keep.into_iter().map(|i| candidates[i]).collect();
         }
         let needs = self.strategy.needs();
+        let features = &self.pool_data.features;
+        let rows = |ids: &[SampleId]| features.select_rows(&ids.iter().map(|id| id.index()).collect::<Vec<_>>());
+        let cand_x = rows(&candidates);
+        let labeled = self.state.pool.labeled();
         let mut scores = Scores::default();
         if needs.probabilities {
-            let idx: Vec<usize> = candidates.iter().map(|id| id.index()).collect();
-            scores.probabilities = Some(self.learner.predict_proba(&self.pool_data.features.select_rows(&idx))?);
+            scores.probabilities = Some(self.learner.predict_proba(&cand_x)?);
         }
-        let ctx = QueryContext { candidates: &candidates, scores: &scores, labeled: self.state.pool.labeled() };
+        if needs.mc_samples {
+            let seed = self.settings.seed ^ ((streams::MC_DROPOUT << 32) | round as u64);
+            scores.mc_samples = Some(self.learner.mc_samples(&cand_x, self.settings.mc_draws, seed)?);
+        }
+        if needs.committee {
+            scores.committee = Some(self.learner.committee(&cand_x)?);
+        }
+        if needs.embeddings {
+            scores.embeddings = Some(self.learner.embed(&cand_x)?);
+        }
+        if needs.labeled_embeddings {
+            scores.labeled_embeddings = Some(self.learner.embed(&rows(labeled))?);
+        }
+        if needs.pool_embeddings {
+            scores.pool_embeddings = Some(self.learner.embed(&rows(&self.state.pool.unlabeled()))?);
+        }
+        if needs.gradient_embeddings {
+            scores.gradient_embeddings = Some(self.learner.gradient_embedding(&cand_x)?);
+        }
+        let what_if = if needs.what_if {
+            Some(Refit {
+                learner: self.learner.as_ref(),
+                labeled_x: rows(labeled),
+                labeled_y: self.state.pool.labels(),
+                candidates_x: &cand_x,
+                n_classes: self.pool_data.n_classes(),
+            })
+        } else {
+            None
+        };
+        let ctx = QueryContext {
+            candidates: &candidates,
+            scores: &scores,
+            labeled,
+            what_if: what_if.as_ref().map(|w| w as &dyn WhatIf),
+        };
         let mut rng = seeded_rng(self.settings.seed, (streams::STRATEGY << 32) | round as u64);
         let query = self.strategy.select(&ctx, k, &mut rng)?;
         Ok(query.ids())

@@ -1,6 +1,7 @@
 //! What a simulation is asked to do, validated once.
 
 use crate::{ExperimentError, Result};
+use quarry_strategies::StrategyOptions;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -54,6 +55,8 @@ pub struct ExperimentConfig {
     /// Score only this many random unlabeled samples per round (all when `None`).
     pub candidates: Option<usize>,
     pub strategies: Vec<String>,
+    /// Parameters of the strategies (β, committee size, MC passes, pre-filter).
+    pub options: StrategyOptions,
     pub seeds: Vec<u64>,
     /// Also fit on the whole labeled pool per seed, for the full-pool reference accuracy.
     pub full_pool: bool,
@@ -70,6 +73,7 @@ pub struct RunIdentity {
     pub initial: usize,
     pub batch: usize,
     pub candidates: Option<usize>,
+    pub options: StrategyOptions,
 }
 
 pub const MODELS: &[&str] = &["logreg"];
@@ -85,6 +89,7 @@ impl ExperimentConfig {
             initial: self.initial,
             batch: self.batch,
             candidates: self.candidates,
+            options: self.options.clone(),
         }
     }
 
@@ -106,7 +111,7 @@ impl ExperimentConfig {
             return Err(ExperimentError::flag("--strategy", "name at least one strategy"));
         }
         for s in &self.strategies {
-            quarry_strategies::by_name(s).map_err(|e| ExperimentError::flag("--strategy", e.to_string()))?;
+            quarry_strategies::by_name_with(s, &self.options).map_err(|e| ExperimentError::flag("--strategy", e.to_string()))?;
         }
         let mut names: Vec<String> = self.strategies.iter().map(|s| quarry_strategies::normalize_name(s)).collect();
         names.sort();
@@ -167,6 +172,7 @@ mod tests {
             budget: 100,
             candidates: None,
             strategies: vec!["random".into(), "margin".into()],
+            options: StrategyOptions::default(),
             seeds: vec![0, 1],
             full_pool: true,
         }

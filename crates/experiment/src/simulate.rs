@@ -8,8 +8,8 @@ use crate::report::{self, RunResult};
 use crate::rundir::{FullPoolResult, RunDir};
 use crate::{ExperimentError, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use quarry_core::{Dataset, GroundTruthOracle, Learner, StopReason};
-use quarry_models::{LogisticRegressionLearner, LogisticRegressionParams};
+use quarry_core::{Dataset, GroundTruthOracle, Learner, StopReason, Strategy};
+use quarry_models::{Committee, LogisticRegressionLearner, LogisticRegressionParams};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -88,9 +88,20 @@ pub fn prepare(loaded: &LoadedData, config: &ExperimentConfig, seed: u64) -> Res
     Ok(Prepared { pool, test })
 }
 
-fn learner(config: &ExperimentConfig) -> Box<dyn Learner> {
+fn base_learner(config: &ExperimentConfig) -> Box<dyn Learner> {
     // `validate` admits only known models; logreg is the one this version has.
     Box::new(LogisticRegressionLearner::new(LogisticRegressionParams::new().c(config.c)))
+}
+
+/// The learner a run of `strategy` uses: the base model, wrapped in a bagging committee when
+/// the strategy reads committee votes.
+fn learner_for(config: &ExperimentConfig, strategy: &dyn Strategy, seed: u64) -> Result<Box<dyn Learner>> {
+    let base = base_learner(config);
+    Ok(if strategy.needs().committee {
+        Box::new(Committee::bagging(base, config.options.committee_size, seed)?)
+    } else {
+        base
+    })
 }
 
 /// What a finished simulation produced.
@@ -124,7 +135,7 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
         }
     }
     let strategies: Vec<String> =
-        config.strategies.iter().map(|s| quarry_strategies::by_name(s).expect("validated").name().to_string()).collect();
+        config.strategies.iter().map(|s| quarry_strategies::by_name_with(s, &config.options).expect("validated").name().to_string()).collect();
     let jobs: Vec<(String, u64)> =
         strategies.iter().flat_map(|s| config.seeds.iter().map(move |&seed| (s.clone(), seed))).collect();
     let rounds_per_run = 1 + (config.budget - config.initial).div_ceil(config.batch);
@@ -134,15 +145,29 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
             .expect("valid template"),
     );
 
-    let full_pool: Vec<FullPoolResult> = if config.full_pool {
-        config.seeds.par_iter().map(|&seed| full_pool_accuracy(&dir, config, &prepared[&seed], seed)).collect::<Result<_>>()?
-    } else {
-        Vec::new()
-    };
-    let runs: Vec<RunResult> = jobs
-        .par_iter()
-        .map(|(name, seed)| run_one(&dir, config, &prepared[seed], name, *seed, &bar))
-        .collect::<Result<_>>()?;
+    // The full-pool reference fit runs beside the active-learning runs, not before them.
+    let (full_pool, runs) = rayon::join(
+        || -> Result<Vec<FullPoolResult>> {
+            Ok(match (config.full_pool, &config.test) {
+                (false, _) => Vec::new(),
+                // A fixed test file: every seed has the same pool, so the (deterministic) fit is done once.
+                (true, TestSpec::File { .. }) => {
+                    let first = config.seeds[0];
+                    let r = full_pool_accuracy(&dir, config, &prepared[&first], first)?;
+                    config.seeds.iter().map(|&seed| FullPoolResult { seed, ..r.clone() }).collect()
+                }
+                (true, TestSpec::Fraction(_)) => config
+                    .seeds
+                    .par_iter()
+                    .map(|&seed| full_pool_accuracy(&dir, config, &prepared[&seed], seed))
+                    .collect::<Result<_>>()?,
+            })
+        },
+        || -> Result<Vec<RunResult>> {
+            jobs.par_iter().map(|(name, seed)| run_one(&dir, config, &prepared[seed], name, *seed, &bar)).collect()
+        },
+    );
+    let (full_pool, runs) = (full_pool?, runs?);
     bar.finish_and_clear();
     let wall_seconds = t0.elapsed().as_secs_f64();
     let outcome = SimulationOutcome { runs, full_pool, wall_seconds };
@@ -155,7 +180,7 @@ fn full_pool_accuracy(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, see
         return Ok(r);
     }
     let t = Instant::now();
-    let mut l = learner(config);
+    let mut l = base_learner(config);
     l.fit(&p.pool.features, &p.pool.labels, p.pool.n_classes())?;
     let probs = l.predict_proba(&p.test.features)?;
     let r = FullPoolResult {
@@ -170,8 +195,14 @@ fn full_pool_accuracy(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, see
 
 fn run_one(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, name: &str, seed: u64, bar: &ProgressBar) -> Result<RunResult> {
     let wrap = |source: quarry_core::Error| ExperimentError::Run { strategy: name.to_string(), seed, source };
-    let strategy = quarry_strategies::by_name(name).expect("validated");
-    let settings = LoopSettings { batch: config.batch, budget: config.budget, candidates: config.candidates, seed };
+    let strategy = quarry_strategies::by_name_with(name, &config.options).expect("validated");
+    let settings = LoopSettings {
+        batch: config.batch,
+        budget: config.budget,
+        candidates: config.candidates,
+        mc_draws: config.options.mc_draws,
+        seed,
+    };
     let oracle = Box::new(GroundTruthOracle::new(&p.pool.labels));
     let mut lp = match dir.load_run(name, seed)? {
         Some((state, checkpoint)) => {
@@ -181,14 +212,15 @@ fn run_one(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, name: &str, se
                     reason: format!("seed {seed} was saved with a pool of {} samples, this data has {}", state.pool.len(), p.pool.len()),
                 });
             }
-            let mut l = learner(config);
+            let mut l = learner_for(config, strategy.as_ref(), seed)?;
             l.restore(&checkpoint).map_err(wrap)?;
             bar.inc(state.history.len() as u64);
             ActiveLoop::resume(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, state)
         }
         None => {
             let initial = initial_set(&p.pool.labels, config.initial, seed).map_err(wrap)?;
-            ActiveLoop::new(&p.pool, &p.test, learner(config), strategy.as_ref(), oracle, settings, &initial).map_err(wrap)?
+            let l = learner_for(config, strategy.as_ref(), seed)?;
+            ActiveLoop::new(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, &initial).map_err(wrap)?
         }
     };
     let stop: StopReason = loop {

@@ -299,6 +299,39 @@ impl Learner for LogisticRegressionLearner {
         self.model = if bytes.is_empty() { None } else { Some(LogisticRegression::from_bytes(bytes)?) };
         Ok(())
     }
+
+    fn boxed_clone(&self) -> Box<dyn Learner> {
+        Box::new(self.clone())
+    }
+
+    /// A linear model's last layer reads the features themselves.
+    fn embed(&self, x: &Matrix) -> Result<Matrix> {
+        Ok(x.clone())
+    }
+
+    fn gradient_embedding(&self, x: &Matrix) -> Result<Matrix> {
+        let p = self.predict_proba(x)?;
+        Ok(gradient_embedding(&p, x))
+    }
+}
+
+/// `(pᵢ − onehot(argmax pᵢ)) ⊗ xᵢ` for every row: the gradient of the cross-entropy at the
+/// predicted label w.r.t. a linear last layer, laid out class-major `[n, classes·dim]`.
+pub fn gradient_embedding(p: &Probabilities, x: &Matrix) -> Matrix {
+    let (n, k, d) = (x.rows(), p.n_classes(), x.cols());
+    let yhat = p.argmax();
+    let mut out = Matrix::zeros(n, k * d);
+    for i in 0..n {
+        let (xi, pi) = (x.row(i), p.row(i));
+        let row = out.row_mut(i);
+        for c in 0..k {
+            let g = pi[c] - (c as u32 == yhat[i]) as u8 as f32;
+            for (o, &v) in row[c * d..(c + 1) * d].iter_mut().zip(xi) {
+                *o = g * v;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -385,6 +418,18 @@ mod tests {
         let mut bytes = m.to_bytes();
         bytes.pop();
         assert!(LogisticRegression::from_bytes(&bytes).is_err());
+    }
+
+    /// Hand-computed: p = (0.7, 0.2, 0.1), x = (1, −2): ŷ = 0, g = (−0.3, 0.2, 0.1) ⊗ x.
+    #[test]
+    fn gradient_embedding_by_hand() {
+        let p = Probabilities::from_rows(&[&[0.7, 0.2, 0.1]]).unwrap();
+        let x = Matrix::new(vec![1.0, -2.0], 1, 2).unwrap();
+        let g = gradient_embedding(&p, &x);
+        let want = [-0.3, 0.6, 0.2, -0.4, 0.1, -0.2];
+        for (a, b) in g.row(0).iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{:?}", g.row(0));
+        }
     }
 
     #[test]

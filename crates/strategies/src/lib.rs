@@ -5,11 +5,13 @@
 //! batch with seeded tie-breaks. [`registry`] maps command-line names to strategies and documents
 //! each one's family, needs and paper.
 
+pub mod options;
 pub mod random;
 pub mod registry;
 pub mod select;
 pub mod uncertainty;
 
 pub use random::RandomSampling;
-pub use registry::{StrategyInfo, UnknownStrategy, by_name, catalogue, normalize_name};
+pub use options::StrategyOptions;
+pub use registry::{Entry, StrategyInfo, UnknownStrategy, by_name, by_name_with, catalogue, normalize_name};
 pub use uncertainty::{ConfidenceGap, EntropySampling, LeastConfidence, MarginSampling};

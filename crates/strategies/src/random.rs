@@ -5,6 +5,17 @@ use rand::seq::index::sample;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomSampling;
 
+pub(crate) fn entries() -> Vec<crate::Entry> {
+    vec![crate::Entry {
+        name: "random",
+        aliases: &[],
+        family: "baseline",
+        paper: "—",
+        summary: "uniform over the unlabeled pool; the baseline every strategy is measured against",
+        build: |_| Ok(Box::new(RandomSampling)),
+    }]
+}
+
 impl Strategy for RandomSampling {
     fn name(&self) -> &str {
         "random"
@@ -28,7 +39,7 @@ mod tests {
     fn picks_distinct_candidates_reproducibly() {
         let cands: Vec<SampleId> = (0..100).map(|i| SampleId(i * 2)).collect();
         let scores = Scores::default();
-        let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[] };
+        let ctx = QueryContext::new(&cands, &scores);
         let a = RandomSampling.select(&ctx, 30, &mut seeded_rng(7, 1)).unwrap();
         let b = RandomSampling.select(&ctx, 30, &mut seeded_rng(7, 1)).unwrap();
         assert_eq!(a, b);

@@ -1,54 +1,58 @@
 //! Command-line names → strategies, and the catalogue `quarry strategies` prints.
+//!
+//! Every family module exposes `entries()`: one [`Entry`] per strategy with its name, aliases,
+//! family, paper and a constructor. The registry only chains them.
 
-use crate::{ConfidenceGap, EntropySampling, LeastConfidence, MarginSampling, RandomSampling};
-use quarry_core::Strategy;
+use crate::StrategyOptions;
+use quarry_core::{Result, Strategy};
+
+/// One strategy as the registry knows it.
+pub struct Entry {
+    /// The name `--strategy` takes.
+    pub name: &'static str,
+    /// Other accepted names (e.g. the P1 anchor names).
+    pub aliases: &'static [&'static str],
+    pub family: &'static str,
+    /// Paper(s) it implements.
+    pub paper: &'static str,
+    /// What it does and the setting it assumes, in one line.
+    pub summary: &'static str,
+    pub build: fn(&StrategyOptions) -> Result<Box<dyn Strategy>>,
+}
 
 /// What `quarry strategies` says about one strategy.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StrategyInfo {
     pub name: &'static str,
+    pub aliases: &'static [&'static str],
     pub family: &'static str,
     /// The scores the strategy reads.
-    pub needs: &'static str,
+    pub needs: String,
     pub paper: &'static str,
     pub summary: &'static str,
 }
 
-const CATALOGUE: &[StrategyInfo] = &[
-    StrategyInfo { name: "random", family: "baseline", needs: "nothing", paper: "—", summary: "uniform over the unlabeled pool" },
-    StrategyInfo {
-        name: "least-confidence",
-        family: "uncertainty",
-        needs: "probabilities",
-        paper: "Lewis & Gale, SIGIR 1994; Settles, AL survey 2009",
-        summary: "lowest top-class probability first",
-    },
-    StrategyInfo {
-        name: "margin",
-        family: "uncertainty",
-        needs: "probabilities",
-        paper: "Scheffer, Decomain & Wrobel, IDA 2001",
-        summary: "smallest gap between the two most likely classes first",
-    },
-    StrategyInfo {
-        name: "entropy",
-        family: "uncertainty",
-        needs: "probabilities",
-        paper: "Settles & Craven, EMNLP 2008 (Shannon entropy)",
-        summary: "highest predictive entropy first",
-    },
-    StrategyInfo {
-        name: "confidence-gap",
-        family: "uncertainty",
-        needs: "probabilities",
-        paper: "the online CNN demo of BENCHMARK P2",
-        summary: "smallest max − min probability first",
-    },
-];
+fn entries() -> Vec<Entry> {
+    let mut v = Vec::new();
+    v.extend(crate::random::entries());
+    v.extend(crate::uncertainty::entries());
+    v
+}
 
 /// Every strategy quarry has, in catalogue order.
-pub fn catalogue() -> &'static [StrategyInfo] {
-    CATALOGUE
+pub fn catalogue() -> Vec<StrategyInfo> {
+    let defaults = StrategyOptions::default();
+    entries()
+        .into_iter()
+        .map(|e| StrategyInfo {
+            name: e.name,
+            aliases: e.aliases,
+            family: e.family,
+            needs: (e.build)(&defaults).map(|s| s.needs().describe()).unwrap_or_else(|err| err.to_string()),
+            paper: e.paper,
+            summary: e.summary,
+        })
+        .collect()
 }
 
 /// `_` and `-` are the same in strategy names, and case does not matter.
@@ -57,28 +61,32 @@ pub fn normalize_name(name: &str) -> String {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown strategy '{given}' (known: {known})")]
-pub struct UnknownStrategy {
-    pub given: String,
-    pub known: String,
+pub enum UnknownStrategy {
+    #[error("unknown strategy '{given}' (known: {known})")]
+    Unknown { given: String, known: String },
+    #[error("strategy '{given}': {source}")]
+    BadOptions { given: String, source: quarry_core::Error },
 }
 
-/// The strategy a command-line name denotes.
-pub fn by_name(name: &str) -> Result<Box<dyn Strategy>, UnknownStrategy> {
-    let s: Box<dyn Strategy> = match normalize_name(name).as_str() {
-        "random" => Box::new(RandomSampling),
-        "least-confidence" | "least-confident" | "uncertainty" => Box::new(LeastConfidence),
-        "margin" => Box::new(MarginSampling),
-        "entropy" => Box::new(EntropySampling),
-        "confidence-gap" => Box::new(ConfidenceGap),
-        _ => {
-            return Err(UnknownStrategy {
-                given: name.to_string(),
-                known: CATALOGUE.iter().map(|i| i.name).collect::<Vec<_>>().join(", "),
-            });
+/// The strategy a command-line name denotes, built with `options`.
+pub fn by_name_with(name: &str, options: &StrategyOptions) -> Result<Box<dyn Strategy>, UnknownStrategy> {
+    let wanted = normalize_name(name);
+    let all = entries();
+    let entry = all.iter().find(|e| e.name == wanted || e.aliases.iter().any(|a| normalize_name(a) == wanted));
+    match entry {
+        Some(e) => {
+            options.check().and_then(|_| (e.build)(options)).map_err(|source| UnknownStrategy::BadOptions { given: name.into(), source })
         }
-    };
-    Ok(s)
+        None => Err(UnknownStrategy::Unknown {
+            given: name.to_string(),
+            known: all.iter().map(|e| e.name).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+/// [`by_name_with`] with the default options.
+pub fn by_name(name: &str) -> Result<Box<dyn Strategy>, UnknownStrategy> {
+    by_name_with(name, &StrategyOptions::default())
 }
 
 #[cfg(test)]
@@ -86,16 +94,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_catalogued_name_resolves_to_itself() {
+    fn every_catalogued_name_and_alias_resolves_to_itself() {
         for info in catalogue() {
             assert_eq!(by_name(info.name).unwrap().name(), info.name);
             assert_eq!(by_name(&info.name.replace('-', "_").to_uppercase()).unwrap().name(), info.name);
+            for a in info.aliases {
+                assert_eq!(by_name(a).unwrap().name(), info.name);
+            }
         }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<String> = catalogue().iter().flat_map(|i| std::iter::once(i.name).chain(i.aliases.iter().copied())).map(normalize_name).collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
     }
 
     #[test]
     fn unknown_name_lists_the_known_ones() {
         let e = by_name("no-such").err().unwrap().to_string();
         assert!(e.contains("no-such") && e.contains("margin"), "{e}");
+    }
+
+    #[test]
+    fn bad_options_are_errors_naming_the_flag() {
+        let o = StrategyOptions { beta: -1.0, ..Default::default() };
+        assert!(by_name_with("random", &o).err().unwrap().to_string().contains("--beta"));
+        let o = StrategyOptions { mc_draws: 1, ..Default::default() };
+        assert!(by_name_with("random", &o).err().unwrap().to_string().contains("--mc-draws"));
+        let o = StrategyOptions { committee_size: 1, ..Default::default() };
+        assert!(by_name_with("random", &o).err().unwrap().to_string().contains("--committee-size"));
     }
 }

@@ -79,6 +79,43 @@ uncertainty_strategy!(
     /// Confidence-gap sampling: the smallest max − min probability first (the P2 demo's rule).
     ConfidenceGap, "confidence-gap", confidence_gap_score);
 
+pub(crate) fn entries() -> Vec<crate::Entry> {
+    vec![
+        crate::Entry {
+            name: "least-confidence",
+            aliases: &["least-confident", "uncertainty"],
+            family: "uncertainty",
+            paper: "Lewis & Gale, SIGIR 1994; Settles, AL literature survey 2009",
+            summary: "lowest top-class probability first",
+            build: |_| Ok(Box::new(LeastConfidence)),
+        },
+        crate::Entry {
+            name: "margin",
+            aliases: &["margin-sampling"],
+            family: "uncertainty",
+            paper: "Scheffer, Decomain & Wrobel, IDA 2001",
+            summary: "smallest gap between the two most likely classes first",
+            build: |_| Ok(Box::new(MarginSampling)),
+        },
+        crate::Entry {
+            name: "entropy",
+            aliases: &[],
+            family: "uncertainty",
+            paper: "Settles & Craven, EMNLP 2008 (Shannon entropy of the prediction)",
+            summary: "highest predictive entropy first",
+            build: |_| Ok(Box::new(EntropySampling)),
+        },
+        crate::Entry {
+            name: "confidence-gap",
+            aliases: &[],
+            family: "uncertainty",
+            paper: "the online CNN demo of BENCHMARK.md P2",
+            summary: "smallest max − min probability first",
+            build: |_| Ok(Box::new(ConfidenceGap)),
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,8 +125,8 @@ mod tests {
     fn run(s: &dyn Strategy, rows: &[&[f32]], k: usize) -> Vec<u32> {
         let probs = Probabilities::from_rows(rows).unwrap();
         let cands: Vec<SampleId> = (0..rows.len()).map(SampleId::from).collect();
-        let scores = Scores { probabilities: Some(probs) };
-        let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[] };
+        let scores = Scores { probabilities: Some(probs), ..Default::default() };
+        let ctx = QueryContext::new(&cands, &scores);
         s.select(&ctx, k, &mut seeded_rng(0, 0)).unwrap().ids().iter().map(|i| i.0).collect()
     }
 
@@ -115,7 +152,7 @@ mod tests {
     fn missing_probabilities_is_an_error_naming_the_strategy() {
         let scores = Scores::default();
         let cands = [SampleId(0)];
-        let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[] };
+        let ctx = QueryContext::new(&cands, &scores);
         let err = MarginSampling.select(&ctx, 1, &mut seeded_rng(0, 0)).unwrap_err();
         assert!(err.to_string().contains("margin"));
     }
