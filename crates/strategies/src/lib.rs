@@ -5,6 +5,11 @@
 //! batch with seeded tie-breaks. [`registry`] maps command-line names to strategies and documents
 //! each one's family, needs and paper.
 
+pub mod bayesian;
+pub mod committee;
+pub mod density;
+pub mod diversity;
+pub mod expected;
 pub mod options;
 pub mod random;
 pub mod registry;

@@ -36,6 +36,11 @@ fn entries() -> Vec<Entry> {
     let mut v = Vec::new();
     v.extend(crate::random::entries());
     v.extend(crate::uncertainty::entries());
+    v.extend(crate::committee::entries());
+    v.extend(crate::bayesian::entries());
+    v.extend(crate::density::entries());
+    v.extend(crate::diversity::entries());
+    v.extend(crate::expected::entries());
     v
 }
 
