@@ -155,6 +155,8 @@ pub struct Needs {
     pub embeddings: bool,
     /// Embeddings of the labeled samples (distances to what is already covered).
     pub labeled_embeddings: bool,
+    /// Class probabilities of the labeled samples (e.g. their Fisher information).
+    pub labeled_probabilities: bool,
     /// Embeddings of every unlabeled pool sample (density over the pool).
     pub pool_embeddings: bool,
     /// Last-layer gradient embeddings of the candidates (BADGE), `[n, dim·classes]`.
@@ -170,6 +172,7 @@ impl Needs {
         committee: false,
         embeddings: false,
         labeled_embeddings: false,
+        labeled_probabilities: false,
         pool_embeddings: false,
         gradient_embeddings: false,
         what_if: false,
@@ -183,6 +186,7 @@ impl Needs {
             committee: self.committee || o.committee,
             embeddings: self.embeddings || o.embeddings,
             labeled_embeddings: self.labeled_embeddings || o.labeled_embeddings,
+            labeled_probabilities: self.labeled_probabilities || o.labeled_probabilities,
             pool_embeddings: self.pool_embeddings || o.pool_embeddings,
             gradient_embeddings: self.gradient_embeddings || o.gradient_embeddings,
             what_if: self.what_if || o.what_if,
@@ -197,6 +201,7 @@ impl Needs {
             (self.committee, "committee"),
             (self.embeddings, "embeddings"),
             (self.labeled_embeddings, "labeled-embeddings"),
+            (self.labeled_probabilities, "labeled-probabilities"),
             (self.pool_embeddings, "pool-embeddings"),
             (self.gradient_embeddings, "gradient-embeddings"),
             (self.what_if, "refit"),
@@ -217,6 +222,8 @@ pub struct Scores {
     pub embeddings: Option<Matrix>,
     /// Rows align with `QueryContext::labeled`.
     pub labeled_embeddings: Option<Matrix>,
+    /// Rows align with `QueryContext::labeled`.
+    pub labeled_probabilities: Option<Probabilities>,
     /// Every unlabeled pool sample (not only the candidates).
     pub pool_embeddings: Option<Matrix>,
     pub gradient_embeddings: Option<Matrix>,
@@ -242,6 +249,9 @@ impl Scores {
     }
     pub fn labeled_embeddings(&self, strategy: &str) -> Result<&Matrix> {
         self.labeled_embeddings.as_ref().ok_or_else(|| missing(strategy, "labeled-set embeddings"))
+    }
+    pub fn labeled_probabilities(&self, strategy: &str) -> Result<&Probabilities> {
+        self.labeled_probabilities.as_ref().ok_or_else(|| missing(strategy, "labeled-set probabilities"))
     }
     pub fn pool_embeddings(&self, strategy: &str) -> Result<&Matrix> {
         self.pool_embeddings.as_ref().ok_or_else(|| missing(strategy, "pool embeddings"))

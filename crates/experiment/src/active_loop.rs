@@ -232,6 +232,9 @@ impl<'a> ActiveLoop<'a> {
         if needs.labeled_embeddings {
             scores.labeled_embeddings = Some(self.learner.embed(&rows(labeled))?);
         }
+        if needs.labeled_probabilities {
+            scores.labeled_probabilities = Some(self.learner.predict_proba(&rows(labeled))?);
+        }
         if needs.pool_embeddings {
             scores.pool_embeddings = Some(self.learner.embed(&rows(&self.state.pool.unlabeled()))?);
         }
