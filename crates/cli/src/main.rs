@@ -103,6 +103,11 @@ struct SimulateArgs {
     /// Two-step strategies keep the PREFILTER × batch most uncertain candidates, then diversify.
     #[arg(long, default_value_t = 10)]
     prefilter: usize,
+    /// Stopping rules besides the budget, comma-separated NAME[:THRESHOLD]: stabilizing-predictions[:0.99]
+    /// (κ of successive models on a stop set, 3 rounds), max-uncertainty[:0.05], overall-uncertainty[:0.1],
+    /// batch-accuracy[:1.0] (the new batch was already classified right).
+    #[arg(long, value_name = "RULES", default_value = "")]
+    stop: String,
     /// Skip the reference fit on the whole labeled pool.
     #[arg(long)]
     no_full_pool: bool,
@@ -154,6 +159,7 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
         strategies: a.strategy,
         options: StrategyOptions { beta: a.beta, committee_size: a.committee_size, mc_draws: a.mc_draws, prefilter: a.prefilter },
         seeds: parse_seeds(&a.seeds)?,
+        stop: a.stop,
         full_pool: !a.no_full_pool,
     };
     let outcome = simulate(&config, &a.out, !a.quiet)?;

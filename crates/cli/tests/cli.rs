@@ -194,3 +194,21 @@ fn idx_images_with_derived_labels_and_separate_test_file() {
     let acc = summary["strategies"][1]["final_accuracy"]["mean"].as_f64().unwrap();
     assert!(acc > 0.4, "entropy after 60 labels: {acc}");
 }
+
+#[test]
+fn stopping_rules_fire_and_are_reported() {
+    let d = scratch("stop");
+    let out = d.join("run");
+    let o = quarry(&[
+        "simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "margin", "--budget", "300",
+        "--seeds", "1", "--stop", "stabilizing-predictions:0.9", "--no-full-pool", "--quiet", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let s = &summary["strategies"][0];
+    assert_eq!(s["stops"][0]["rule"], "stabilizing-predictions", "{s}");
+    assert!(s["final_labels"].as_u64().unwrap() < 300);
+    let bad = quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "margin", "--budget", "30",
+        "--stop", "whenever", "--out", d.join("bad").to_str().unwrap()]);
+    assert!(!bad.status.success() && stderr(&bad).contains("--stop"), "{}", stderr(&bad));
+}

@@ -26,5 +26,5 @@ pub use oracle::{GroundTruthOracle, Oracle};
 pub use pool::{Pool, SampleState};
 pub use rng::{QuarryRng, seeded_rng};
 pub use scores::{McSamples, Needs, Probabilities, Scores};
-pub use stopping::{RoundRecord, StopReason, StoppingRule};
+pub use stopping::{RoundRecord, StopNeeds, StopReason, StoppingRule};
 pub use strategy::{Pick, Query, QueryContext, Strategy, WhatIf};

@@ -9,6 +9,37 @@ pub struct RoundRecord {
     pub log_loss: f64,
     /// Seconds spent in this round: fit + test scoring + pool scoring + selection.
     pub seconds: f64,
+    /// Accuracy of the previous round's model on this round's newly queried batch, before
+    /// learning its labels (Zhu, Wang & Hovy 2008; AIFT's "already classified right").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_accuracy: Option<f64>,
+    /// Largest and mean uncertainty (1 − max p) of this round's model over the unlabeled
+    /// candidates, measured when a stopping rule reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uncertainty: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_uncertainty: Option<f64>,
+    /// Cohen's κ between this round's and the previous round's predictions on the stop set
+    /// (Bloodgood & Vijay-Shanker 2009), measured when a stopping rule reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_set_kappa: Option<f64>,
+}
+
+impl RoundRecord {
+    /// A record with only the always-measured fields.
+    pub fn new(round: u32, labels: usize, accuracy: f64, log_loss: f64, seconds: f64) -> Self {
+        RoundRecord {
+            round,
+            labels,
+            accuracy,
+            log_loss,
+            seconds,
+            batch_accuracy: None,
+            max_uncertainty: None,
+            mean_uncertainty: None,
+            stop_set_kappa: None,
+        }
+    }
 }
 
 /// Why a run stopped, as reported in the run summary.
@@ -18,9 +49,19 @@ pub struct StopReason {
     pub detail: String,
 }
 
+/// What a stopping rule reads beyond accuracy, so the loop measures only that.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopNeeds {
+    pub uncertainty: bool,
+    pub stop_set: bool,
+}
+
 /// Reads the history and says whether more labels no longer pay.
 pub trait StoppingRule: Send + Sync {
     fn name(&self) -> &str;
+    fn needs(&self) -> StopNeeds {
+        StopNeeds::default()
+    }
     /// `history` holds every round so far; `unlabeled` is how many samples remain to query.
     fn check(&self, history: &[RoundRecord], unlabeled: usize) -> Option<StopReason>;
 }

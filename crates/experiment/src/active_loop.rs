@@ -2,9 +2,10 @@
 //! pool → learner scores → strategy selects → oracle labels → learner updates → metrics.
 
 use crate::metrics;
+use crate::stopping::BudgetRule;
 use quarry_core::{
     Dataset, Learner, Matrix, Oracle, Pool, Probabilities, QueryContext, Result, RoundRecord, SampleId, Scores,
-    StopReason, StoppingRule, Strategy, WhatIf, seeded_rng,
+    StopNeeds, StopReason, StoppingRule, Strategy, WhatIf, seeded_rng,
 };
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,12 @@ pub mod streams {
     pub const STRATEGY: u64 = 2;
     pub const CANDIDATES: u64 = 3;
     pub const MC_DROPOUT: u64 = 4;
+    pub const STOP_SET: u64 = 5;
 }
+
+/// Size of the stop set of the stabilizing-predictions rule (Bloodgood & Vijay-Shanker use a
+/// few thousand unlabeled samples).
+pub const STOP_SET_SIZE: usize = 2000;
 
 /// [`WhatIf`] for the loop's learner: a copy refit on the labeled set plus one hypothetical
 /// label (warm-started from the current fit), scored on the query's candidates.
@@ -52,28 +58,6 @@ pub struct LoopSettings {
     pub seed: u64,
 }
 
-/// Stop when the budget is spent or nothing is left to query.
-#[derive(Debug, Clone, Copy)]
-pub struct BudgetRule {
-    pub budget: usize,
-}
-
-impl StoppingRule for BudgetRule {
-    fn name(&self) -> &str {
-        "budget"
-    }
-    fn check(&self, history: &[RoundRecord], unlabeled: usize) -> Option<StopReason> {
-        let labels = history.last().map_or(0, |r| r.labels);
-        if labels >= self.budget {
-            Some(StopReason { rule: "budget".into(), detail: format!("{labels} labels used of a budget of {}", self.budget) })
-        } else if unlabeled == 0 {
-            Some(StopReason { rule: "pool-exhausted".into(), detail: format!("every pool sample is labeled ({labels})") })
-        } else {
-            None
-        }
-    }
-}
-
 /// What one call to [`ActiveLoop::step`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
@@ -86,6 +70,9 @@ pub enum StepOutcome {
 pub struct LoopState {
     pub pool: Pool,
     pub history: Vec<RoundRecord>,
+    /// The last model's predictions on the stop set, when a rule compares successive models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_set_predictions: Option<Vec<u32>>,
 }
 
 /// Draw `initial` distinct pool samples, redrawing (seeded) until at least two classes are
@@ -113,12 +100,16 @@ pub struct ActiveLoop<'a> {
     strategy: &'a dyn Strategy,
     oracle: Box<dyn Oracle + 'a>,
     stopping: Vec<Box<dyn StoppingRule + 'a>>,
+    needs: StopNeeds,
+    stop_set: Vec<usize>,
     settings: LoopSettings,
     state: LoopState,
 }
 
 impl<'a> ActiveLoop<'a> {
-    /// A new run whose pool starts with `initial` labeled by the oracle (round 0).
+    /// A new run whose pool starts with `initial` labeled by the oracle (round 0). The budget
+    /// rule is always in force; `stopping` adds others.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         pool_data: &'a Dataset,
         test: &'a Dataset,
@@ -126,6 +117,7 @@ impl<'a> ActiveLoop<'a> {
         strategy: &'a dyn Strategy,
         mut oracle: Box<dyn Oracle + 'a>,
         settings: LoopSettings,
+        stopping: Vec<Box<dyn StoppingRule + 'a>>,
         initial: &[SampleId],
     ) -> Result<Self> {
         let mut pool = Pool::new(pool_data.len());
@@ -135,11 +127,12 @@ impl<'a> ActiveLoop<'a> {
                 None => pool.skip(*id, 0),
             }
         }
-        let state = LoopState { pool, history: Vec::new() };
-        Ok(Self::resume(pool_data, test, learner, strategy, oracle, settings, state))
+        let state = LoopState { pool, history: Vec::new(), stop_set_predictions: None };
+        Ok(Self::resume(pool_data, test, learner, strategy, oracle, settings, stopping, state))
     }
 
     /// Continue a saved run (the learner already restored from its checkpoint).
+    #[allow(clippy::too_many_arguments)]
     pub fn resume(
         pool_data: &'a Dataset,
         test: &'a Dataset,
@@ -147,10 +140,24 @@ impl<'a> ActiveLoop<'a> {
         strategy: &'a dyn Strategy,
         oracle: Box<dyn Oracle + 'a>,
         settings: LoopSettings,
+        mut stopping: Vec<Box<dyn StoppingRule + 'a>>,
         state: LoopState,
     ) -> Self {
-        let stopping: Vec<Box<dyn StoppingRule>> = vec![Box::new(BudgetRule { budget: settings.budget })];
-        ActiveLoop { pool_data, test, learner, strategy, oracle, stopping, settings, state }
+        stopping.insert(0, Box::new(BudgetRule { budget: settings.budget }));
+        let needs = stopping.iter().fold(StopNeeds::default(), |n, r| {
+            let m = r.needs();
+            StopNeeds { uncertainty: n.uncertainty || m.uncertainty, stop_set: n.stop_set || m.stop_set }
+        });
+        let stop_set = if needs.stop_set {
+            let n = pool_data.len();
+            let mut rng = seeded_rng(settings.seed, streams::STOP_SET);
+            let mut v = sample(&mut rng, n, STOP_SET_SIZE.min(n)).into_vec();
+            v.sort_unstable();
+            v
+        } else {
+            Vec::new()
+        };
+        ActiveLoop { pool_data, test, learner, strategy, oracle, stopping, needs, stop_set, settings, state }
     }
 
     pub fn state(&self) -> &LoopState {
@@ -168,6 +175,7 @@ impl<'a> ActiveLoop<'a> {
     pub fn step(&mut self) -> Result<StepOutcome> {
         let start = Instant::now();
         let round = self.state.history.len() as u32;
+        let mut batch_accuracy = None;
         if round > 0 {
             let unlabeled = self.state.pool.n_unlabeled();
             for rule in &self.stopping {
@@ -178,6 +186,7 @@ impl<'a> ActiveLoop<'a> {
             let k = self.settings.batch.min(self.settings.budget - self.state.pool.n_labeled());
             let picks = self.query(round, k)?;
             let answers = self.oracle.label(&picks)?;
+            batch_accuracy = self.accuracy_before_learning(&picks, &answers)?;
             for (id, label) in picks.iter().zip(answers) {
                 match label {
                     Some(l) => self.state.pool.set_label(*id, l, round),
@@ -189,20 +198,51 @@ impl<'a> ActiveLoop<'a> {
         let x = self.pool_data.features.select_rows(&idx);
         self.learner.fit(&x, &self.state.pool.labels(), self.pool_data.n_classes())?;
         let probs = self.learner.predict_proba(&self.test.features)?;
-        let record = RoundRecord {
+        let mut record = RoundRecord::new(
             round,
-            labels: self.state.pool.n_labeled(),
-            accuracy: metrics::accuracy(&probs, &self.test.labels),
-            log_loss: metrics::log_loss(&probs, &self.test.labels),
-            seconds: start.elapsed().as_secs_f64(),
-        };
+            self.state.pool.n_labeled(),
+            metrics::accuracy(&probs, &self.test.labels),
+            metrics::log_loss(&probs, &self.test.labels),
+            0.0,
+        );
+        record.batch_accuracy = batch_accuracy;
+        if self.needs.uncertainty && self.state.pool.n_unlabeled() > 0 {
+            let candidates = self.candidates(round + 1);
+            let p = self.learner.predict_proba(&self.rows(&candidates))?;
+            let u: Vec<f64> = p.rows().map(|r| 1.0 - r.iter().cloned().fold(0f32, f32::max) as f64).collect();
+            record.max_uncertainty = Some(u.iter().cloned().fold(0.0, f64::max));
+            record.mean_uncertainty = Some(metrics::mean(&u));
+        }
+        if self.needs.stop_set {
+            let predictions = self.learner.predict_proba(&self.pool_data.features.select_rows(&self.stop_set))?.argmax();
+            if let Some(previous) = &self.state.stop_set_predictions {
+                record.stop_set_kappa = Some(metrics::cohen_kappa(previous, &predictions, self.pool_data.n_classes()));
+            }
+            self.state.stop_set_predictions = Some(predictions);
+        }
+        record.seconds = start.elapsed().as_secs_f64();
         self.state.history.push(record.clone());
         Ok(StepOutcome::Round(record))
     }
 
-    /// Candidates (all unlabeled, or a seeded subsample), their scores if the strategy needs
-    /// any, and the strategy's batch.
-    fn query(&self, round: u32, k: usize) -> Result<Vec<SampleId>> {
+    /// The current model's accuracy on a batch it has not learned yet (`None` if nothing was answered).
+    fn accuracy_before_learning(&self, picks: &[SampleId], answers: &[Option<u32>]) -> Result<Option<f64>> {
+        let answered: Vec<(SampleId, u32)> = picks.iter().zip(answers).filter_map(|(id, a)| a.map(|l| (*id, l))).collect();
+        if answered.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<SampleId> = answered.iter().map(|(id, _)| *id).collect();
+        let labels: Vec<u32> = answered.iter().map(|(_, l)| *l).collect();
+        let p = self.learner.predict_proba(&self.rows(&ids))?;
+        Ok(Some(metrics::accuracy(&p, &labels)))
+    }
+
+    fn rows(&self, ids: &[SampleId]) -> Matrix {
+        self.pool_data.features.select_rows(&ids.iter().map(|id| id.index()).collect::<Vec<_>>())
+    }
+
+    /// This round's candidates: every unlabeled sample, or a seeded subsample of `candidates`.
+    fn candidates(&self, round: u32) -> Vec<SampleId> {
         let mut candidates = self.state.pool.unlabeled();
         if let Some(m) = self.settings.candidates.filter(|&m| m < candidates.len()) {
             let mut rng = seeded_rng(self.settings.seed, (streams::CANDIDATES << 32) | round as u64);
@@ -210,9 +250,15 @@ impl<'a> ActiveLoop<'a> {
             keep.sort_unstable();
             candidates = keep.into_iter().map(|i| candidates[i]).collect();
         }
+        candidates
+    }
+
+    /// Candidates (all unlabeled, or a seeded subsample), their scores if the strategy needs
+    /// any, and the strategy's batch.
+    fn query(&self, round: u32, k: usize) -> Result<Vec<SampleId>> {
+        let candidates = self.candidates(round);
         let needs = self.strategy.needs();
-        let features = &self.pool_data.features;
-        let rows = |ids: &[SampleId]| features.select_rows(&ids.iter().map(|id| id.index()).collect::<Vec<_>>());
+        let rows = |ids: &[SampleId]| self.rows(ids);
         let cand_x = rows(&candidates);
         let labeled = self.state.pool.labeled();
         let mut scores = Scores::default();

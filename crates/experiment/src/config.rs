@@ -58,6 +58,9 @@ pub struct ExperimentConfig {
     /// Parameters of the strategies (β, committee size, MC passes, pre-filter).
     pub options: StrategyOptions,
     pub seeds: Vec<u64>,
+    /// Stopping rules besides the budget, as `--stop` takes them (see [`crate::stopping::parse_rules`]).
+    #[serde(default)]
+    pub stop: String,
     /// Also fit on the whole labeled pool per seed, for the full-pool reference accuracy.
     pub full_pool: bool,
 }
@@ -118,6 +121,7 @@ impl ExperimentConfig {
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             return Err(ExperimentError::flag("--strategy", format!("'{}' is listed twice", w[0])));
         }
+        crate::stopping::parse_rules(&self.stop)?;
         if self.seeds.is_empty() {
             return Err(ExperimentError::flag("--seeds", "run at least one seed"));
         }
@@ -174,6 +178,7 @@ mod tests {
             strategies: vec!["random".into(), "margin".into()],
             options: StrategyOptions::default(),
             seeds: vec![0, 1],
+            stop: String::new(),
             full_pool: true,
         }
     }

@@ -9,8 +9,10 @@ pub mod plot;
 pub mod report;
 pub mod rundir;
 pub mod simulate;
+pub mod stopping;
 
-pub use active_loop::{ActiveLoop, BudgetRule, LoopSettings, LoopState, StepOutcome};
+pub use active_loop::{ActiveLoop, LoopSettings, LoopState, StepOutcome};
+pub use stopping::{BudgetRule, parse_rules};
 pub use config::{DataSpec, ExperimentConfig, Scaling, TestSpec, parse_seeds};
 pub use error::{ExperimentError, Result};
 pub use simulate::{SimulationOutcome, simulate};

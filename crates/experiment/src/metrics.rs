@@ -17,6 +17,26 @@ pub fn log_loss(probs: &Probabilities, labels: &[u32]) -> f64 {
     total / labels.len().max(1) as f64
 }
 
+/// Cohen's κ between two labelings: (p_o − p_e) / (1 − p_e); 1 when both are identical
+/// (also when chance agreement is already 1).
+pub fn cohen_kappa(a: &[u32], b: &[u32], classes: usize) -> f64 {
+    let n = a.len().min(b.len());
+    if n == 0 {
+        return 1.0;
+    }
+    let mut ca = vec![0usize; classes];
+    let mut cb = vec![0usize; classes];
+    let mut agree = 0usize;
+    for (&x, &y) in a.iter().zip(b) {
+        ca[x as usize] += 1;
+        cb[y as usize] += 1;
+        agree += (x == y) as usize;
+    }
+    let po = agree as f64 / n as f64;
+    let pe: f64 = ca.iter().zip(&cb).map(|(&x, &y)| (x as f64 / n as f64) * (y as f64 / n as f64)).sum();
+    if (1.0 - pe).abs() < 1e-12 { if po >= 1.0 - 1e-12 { 1.0 } else { 0.0 } } else { (po - pe) / (1.0 - pe) }
+}
+
 /// Area under the learning curve: the mean of the curve's accuracies (equal spacing), in [0, 1].
 pub fn aulc(accuracies: &[f64]) -> f64 {
     mean(accuracies)
@@ -103,6 +123,13 @@ mod tests {
         assert!((log_loss(&p, &y) - ll).abs() < 1e-6);
         assert!((aulc(&[0.5, 0.7, 0.9]) - 0.7).abs() < 1e-12);
         assert!((std(&[1.0, 2.0, 3.0]) - 1.0).abs() < 1e-12);
+    }
+
+    /// Hand-computed: a = 0,0,1,1 and b = 0,1,1,1: p_o = 3/4, p_e = ½·¼ + ½·¾ = ½, κ = ½.
+    #[test]
+    fn kappa_by_hand() {
+        assert!((cohen_kappa(&[0, 0, 1, 1], &[0, 1, 1, 1], 2) - 0.5).abs() < 1e-12);
+        assert_eq!(cohen_kappa(&[2, 1, 0], &[2, 1, 0], 3), 1.0);
     }
 
     #[test]

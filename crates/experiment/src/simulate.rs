@@ -6,6 +6,7 @@ use crate::config::{ExperimentConfig, Scaling, TestSpec};
 use crate::metrics;
 use crate::report::{self, RunResult};
 use crate::rundir::{FullPoolResult, RunDir};
+use crate::stopping::parse_rules;
 use crate::{ExperimentError, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use quarry_core::{Dataset, GroundTruthOracle, Learner, StopReason, Strategy};
@@ -215,12 +216,13 @@ fn run_one(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, name: &str, se
             let mut l = learner_for(config, strategy.as_ref(), seed)?;
             l.restore(&checkpoint).map_err(wrap)?;
             bar.inc(state.history.len() as u64);
-            ActiveLoop::resume(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, state)
+            ActiveLoop::resume(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, parse_rules(&config.stop)?, state)
         }
         None => {
             let initial = initial_set(&p.pool.labels, config.initial, seed).map_err(wrap)?;
             let l = learner_for(config, strategy.as_ref(), seed)?;
-            ActiveLoop::new(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, &initial).map_err(wrap)?
+            ActiveLoop::new(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, parse_rules(&config.stop)?, &initial)
+                .map_err(wrap)?
         }
     };
     let stop: StopReason = loop {
