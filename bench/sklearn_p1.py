@@ -22,7 +22,8 @@ Protocol (as the anchors):
   digits / breast cancer; once for Fashion-MNIST, whose pool/test do not depend on the seed).
 
 Timing: TOTAL = wall-clock from after the imports (data loading included) to the end of all runs.
-s/round = mean over all rounds of all runs of (fit + test accuracy + query), each measured in its worker.
+s/round = mean over all rounds of all runs of (fit + test accuracy + query), each measured in its worker;
+CPU s/round = the same with time.process_time() (less sensitive to other load on the machine).
 """
 import os
 
@@ -37,6 +38,7 @@ import gzip
 import json
 import multiprocessing as mp
 import platform
+import resource
 import sys
 import time
 import warnings
@@ -149,9 +151,10 @@ def run_one(job):
     labeled = np.zeros(len(yp), dtype=bool)
     labeled[initial(seed, yp)] = True
     rrng = np.random.default_rng([seed, 12345])
-    n_labels, accs, round_s, query_s = [], [], [], []
+    n_labels, accs, round_s, query_s, cpu_s = [], [], [], [], []
     while True:
         n = int(labeled.sum())
+        c0 = time.process_time()
         t0 = time.perf_counter()
         clf = learner().fit(Xp[labeled], yp[labeled])
         acc = float((clf.predict(Xt) == yt).mean())
@@ -163,6 +166,7 @@ def run_one(job):
             s = scores(strategy, clf.predict_proba(Xp[unl]))
             pick = unl[np.argsort(-s, kind="stable")[:BATCH]]
         t2 = time.perf_counter()
+        cpu_s.append(time.process_time() - c0)
         n_labels.append(n)
         accs.append(acc)
         round_s.append(t2 - t0)
@@ -171,11 +175,14 @@ def run_one(job):
             break
         labeled[pick] = True
     return {"job": list(job), "n_labels": n_labels, "acc": accs, "round_s": round_s, "query_s": query_s,
+            "cpu_s": cpu_s,
             "aulc": float(np.mean(accs)), "final": accs[-1]}
 
 
 def main():
     t_start = time.perf_counter()
+    _ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_at_start = _ru.ru_utime + _ru.ru_stime
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, choices=["digits", "breast-cancer", "fashion-mnist"])
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
@@ -211,6 +218,8 @@ def main():
                 if _DATA["kind"] == "fixed":  # long runs: show progress
                     print(f"  done {r['job']} ({time.perf_counter() - t_start:.0f} s)", flush=True)
     total = time.perf_counter() - t_start
+    ru_s, ru_c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_total = ru_s.ru_utime + ru_s.ru_stime + ru_c.ru_utime + ru_c.ru_stime - cpu_at_start
 
     full = [r for r in results if r["job"][0] == "full"]
     runs = [r for r in results if r["job"][0] == "run"]
@@ -219,7 +228,10 @@ def main():
         "data": a.data, "budget": budget, "seeds": a.seeds, "jobs": a.jobs, "strategies": strategies,
         "total_s": total, "load_s": t_loaded - t_start,
         "rounds": len(all_round), "s_per_round": float(np.mean(all_round)),
-        "sum_round_s": float(np.sum(all_round)), "sum_full_fit_s": float(sum(r["fit_s"] for r in full)),
+        "sum_round_s": float(np.sum(all_round)),
+        "cpu_s_per_round": float(np.mean([x for r in runs for x in r["cpu_s"]])),
+        "cpu_total_s": cpu_total,
+        "sum_full_fit_s": float(sum(r["fit_s"] for r in full)),
         "full_pool_acc_mean": float(np.mean([r["acc"] for r in full])),
         "full_pool_acc_std": float(np.std([r["acc"] for r in full])),
         "per_strategy": {},
@@ -250,8 +262,9 @@ def main():
               f"   s/round {np.mean(rsec):.4f}")
     print(f"  full-pool accuracy {out['full_pool_acc_mean']:.4f} ± {out['full_pool_acc_std']:.4f}"
           f" ({len(full)} fit(s), {out['sum_full_fit_s']:.2f} s)")
-    print(f"  TOTAL wall-clock {total:.2f} s (data loading {out['load_s']:.2f} s), {len(all_round)} rounds,"
-          f" mean {out['s_per_round']:.4f} s/round")
+    print(f"  TOTAL wall-clock {total:.2f} s (data loading {out['load_s']:.2f} s; CPU {cpu_total:.2f} s),"
+          f" {len(all_round)} rounds,"
+          f" mean {out['s_per_round']:.4f} s/round (CPU {out['cpu_s_per_round']:.4f} s/round)")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)
