@@ -85,7 +85,7 @@ struct SimulateArgs {
     /// Total labels, initial set included.
     #[arg(long)]
     budget: usize,
-    /// Seeds: a count N (seeds 0..N-1) or a comma-separated list.
+    /// Seeds: a count N (seeds 0..N-1) or a comma-separated list (`7,` is seed 7 alone).
     #[arg(long, default_value = "1")]
     seeds: String,
     /// Score only this many random unlabeled candidates per round (default: the whole pool).

@@ -146,11 +146,12 @@ impl ExperimentConfig {
     }
 }
 
-/// Parse `--seeds`: a count `N` (seeds 0..N−1) or a comma-separated list `3,7,11`.
+/// Parse `--seeds`: a count `N` (seeds 0..N−1) or a comma-separated list `3,7,11` (`7,` is seed 7 alone).
 pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
     let bad = || ExperimentError::flag("--seeds", format!("expected a count like 5 or a list like 0,3,7; got '{s}'"));
     if s.contains(',') {
-        s.split(',').map(|p| p.trim().parse::<u64>().map_err(|_| bad())).collect()
+        // A trailing comma makes a one-seed list: `--seeds 3,` is seed 3 only.
+        s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.parse::<u64>().map_err(|_| bad())).collect()
     } else {
         let n: u64 = s.trim().parse().map_err(|_| bad())?;
         if n == 0 {
@@ -207,6 +208,7 @@ mod tests {
     fn seeds_parse_as_count_or_list() {
         assert_eq!(parse_seeds("3").unwrap(), vec![0, 1, 2]);
         assert_eq!(parse_seeds("4, 9").unwrap(), vec![4, 9]);
+        assert_eq!(parse_seeds("7,").unwrap(), vec![7]);
         assert!(parse_seeds("0").is_err());
         assert!(parse_seeds("x").is_err());
     }
