@@ -26,6 +26,24 @@ enum Command {
     Simulate(SimulateArgs),
     /// List every query strategy: the name --strategy takes, its family, the scores it needs and its paper.
     Strategies,
+    /// Classify images with a pretrained network: each image's top-5 ImageNet class ids with probabilities.
+    Predict(PredictArgs),
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// The network: `efficientnet-lite0`.
+    #[arg(long, default_value = "efficientnet-lite0")]
+    model: String,
+    /// Its weights (safetensors, PyTorch tensor names).
+    #[arg(long, value_name = "FILE")]
+    weights: PathBuf,
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// PNG or JPEG images.
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -127,6 +145,7 @@ fn main() -> ExitCode {
             print_strategies();
             Ok(())
         }
+        Command::Predict(args) => run_predict(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,6 +208,31 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
         println!("full-pool accuracy: {:.4} (mean over {} seeds)", quarry_experiment::metrics::mean(&accs), accs.len());
     }
     println!("wall clock {:.2} s; wrote curves.csv, summary.json, curves.svg to {}", outcome.wall_seconds, a.out.display());
+    Ok(())
+}
+
+fn run_predict(a: PredictArgs) -> Result<()> {
+    if a.model != "efficientnet-lite0" {
+        anyhow::bail!("--model: unknown model '{}' (known: efficientnet-lite0)", a.model);
+    }
+    let model = quarry_models::EfficientNetLite0::load(&a.weights)?;
+    let predictions = quarry_models::predict_top_k(&model, &a.images, a.top)?;
+    let mut failed = 0;
+    for (path, p) in a.images.iter().zip(predictions) {
+        match p {
+            Ok(top) => {
+                let classes: Vec<String> = top.iter().map(|(c, p)| format!("{c} ({p:.4})")).collect();
+                println!("{}: {}", path.display(), classes.join(", "));
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} images could not be read", a.images.len());
+    }
     Ok(())
 }
 

@@ -212,3 +212,18 @@ fn stopping_rules_fire_and_are_reported() {
         "--stop", "whenever", "--out", d.join("bad").to_str().unwrap()]);
     assert!(!bad.status.success() && stderr(&bad).contains("--stop"), "{}", stderr(&bad));
 }
+
+#[test]
+fn predict_names_imagenet_classes_and_reports_bad_images() {
+    let models = repo().join("../shared/models");
+    if !models.join("efficientnet-lite0.safetensors").exists() {
+        eprintln!("skipped: EfficientNet-Lite0 weights not found at {}", models.display());
+        return;
+    }
+    let w = models.join("efficientnet-lite0.safetensors").display().to_string();
+    let cat = models.join("chelsea.png").display().to_string();
+    let o = quarry(&["predict", "--model", "efficientnet-lite0", "--weights", &w, &cat, "/no/such.png"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("chelsea.png: 285 ("), "{out}");
+    assert!(!o.status.success() && stderr(&o).contains("/no/such.png"), "{}", stderr(&o));
+}

@@ -9,6 +9,16 @@ pub trait Learner: Send + Sync {
     fn name(&self) -> &str;
     /// Train on `x` `[n, dim]` with labels `y` in `0..n_classes`.
     fn fit(&mut self, x: &Matrix, y: &[u32], n_classes: usize) -> Result<()>;
+    /// Online mode: one update on just these newly labeled samples (one optimizer step on one
+    /// minibatch for a network), never a refit on everything labeled so far.
+    fn partial_fit(&mut self, _x: &Matrix, _y: &[u32], _n_classes: usize) -> Result<()> {
+        Err(unsupported(self.name(), "online updates (use the refit training mode)"))
+    }
+    /// Whether the learner can score before any fit (a network with initialized weights can;
+    /// a run may then start from zero labels).
+    fn predicts_unfitted(&self) -> bool {
+        false
+    }
     /// Class probabilities `[n, n_classes]` of `x`.
     fn predict_proba(&self, x: &Matrix) -> Result<Probabilities>;
     /// The learner's current state as bytes, saved with a run so a resumed run continues

@@ -11,3 +11,10 @@ pub mod logistic;
 
 pub use committee::{Committee, CommitteeKind};
 pub use logistic::{LogisticRegression, LogisticRegressionLearner, LogisticRegressionParams, gradient_embedding};
+pub mod efficientnet;
+pub mod imagenet_input;
+pub mod kernels;
+pub use efficientnet::{EfficientNetError, EfficientNetLite0, predict_top_k};
+pub mod nn;
+pub use nn::{NetLearner, NetParams, NetSpec};
+pub use efficientnet::ImagePrediction;
