@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use quarry_experiment::{DataSpec, ExperimentConfig, Scaling, TestSpec, parse_seeds, simulate};
+use quarry_experiment::{DataSpec, ExperimentConfig, NetConfig, Scaling, TestSpec, parse_seeds, simulate};
 use quarry_strategies::StrategyOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +47,12 @@ struct PredictArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum TrainArg {
+    Refit,
+    Online,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum ScaleArg {
     /// IDX pixels → divide by 255; CSV → standardize (the P1 protocol)
     Auto,
@@ -85,9 +91,39 @@ struct SimulateArgs {
     /// Feature scaling.
     #[arg(long, value_enum, default_value = "auto")]
     scale: ScaleArg,
-    /// The learner: `logreg` (multinomial logistic regression, L2).
+    /// The learner: `logreg` (multinomial logistic regression, L2), `lenet5` (CNN for 28x28 images)
+    /// or `mlp` (one hidden layer).
     #[arg(long, default_value = "logreg")]
     model: String,
+    /// Network training after each query: `refit` (--epochs passes over every label, continuing from
+    /// the current weights) or `online` (one Adam step on just the new batch; P2).
+    #[arg(long, value_enum, default_value = "refit")]
+    train: TrainArg,
+    /// Network: passes over the labeled set per round in refit mode.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Network: Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Network: dropout before each fully connected layer (the Bayesian strategies need > 0).
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
+    /// MLP hidden units.
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// Network: minibatch size in refit mode (online mode steps on each queried batch).
+    #[arg(long, default_value_t = 64)]
+    minibatch: usize,
+    /// One-vs-rest: this label value becomes the positive class, all others the negative one
+    /// (the summary then reports balanced accuracy and the positive class's recall).
+    #[arg(long, value_name = "LABEL")]
+    positive_class: Option<String>,
+    /// Score the test set only at these label counts (comma-separated) …
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    eval_at: Vec<usize>,
+    /// … and at every multiple of N labels (default: every round; first and last are always scored).
+    #[arg(long, value_name = "N")]
+    eval_every: Option<usize>,
     /// Inverse L2 strength of logreg (scikit-learn's C).
     #[arg(long, default_value_t = 1.0)]
     c: f64,
@@ -171,6 +207,17 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
         },
         model: a.model,
         c: a.c,
+        net: NetConfig {
+            online: matches!(a.train, TrainArg::Online),
+            epochs: a.epochs,
+            lr: a.lr,
+            dropout: a.dropout,
+            hidden: a.hidden,
+            minibatch: a.minibatch,
+        },
+        positive_class: a.positive_class,
+        eval_at: a.eval_at,
+        eval_every: a.eval_every,
         initial: a.initial,
         batch: a.batch,
         budget: a.budget,

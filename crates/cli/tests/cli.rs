@@ -51,7 +51,7 @@ fn simulate_writes_curves_summary_and_plot() {
     let o = simulate(&out, "random,margin,entropy,least_confidence,confidence-gap", "60", "2");
     assert!(o.status.success(), "{}", stderr(&o));
     let rows = curve_rows(&out);
-    assert_eq!(rows[0], "strategy,seed,round,labels,accuracy,log_loss");
+    assert_eq!(rows[0], "strategy,seed,round,labels,accuracy,balanced_accuracy,log_loss");
     // 5 strategies × 2 seeds × 6 rounds (10, 20, …, 60 labels).
     assert_eq!(rows.len(), 1 + 5 * 2 * 6);
     assert!(rows.iter().any(|r| r.starts_with("least-confidence,1,5,60,")));
@@ -226,4 +226,43 @@ fn predict_names_imagenet_classes_and_reports_bad_images() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("chelsea.png: 285 ("), "{out}");
     assert!(!o.status.success() && stderr(&o).contains("/no/such.png"), "{}", stderr(&o));
+}
+
+#[test]
+fn online_lenet_from_zero_labels_with_an_eval_schedule_and_one_vs_rest() {
+    let fm = repo().join("../shared/data/fashion-mnist");
+    if !fm.join("t10k-images-idx3-ubyte.gz").exists() {
+        eprintln!("skipped: Fashion-MNIST not found at {}", fm.display());
+        return;
+    }
+    let d = scratch("online");
+    let images = fm.join("t10k-images-idx3-ubyte.gz").display().to_string();
+    let out = d.join("run");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "simulate", "--data", &images, "--pool-size", "3000", "--test", &images, "--model", "lenet5", "--train", "online",
+            "--initial", "0", "--batch", "10", "--budget", "200", "--candidates", "300", "--strategy", "random,confidence-gap",
+            "--eval-at", "50", "--eval-every", "100", "--positive-class", "3", "--seeds", "1", "--quiet", "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let a: Vec<String> = args(&out);
+    let o = quarry(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = std::fs::read_to_string(out.join("curves.csv")).unwrap();
+    let header = rows.lines().next().unwrap();
+    assert_eq!(header, "strategy,seed,round,labels,accuracy,balanced_accuracy,log_loss,positive_recall,seconds");
+    let labels: Vec<&str> = rows.lines().skip(1).filter(|l| l.starts_with("random,")).map(|l| l.split(',').nth(3).unwrap()).collect();
+    assert_eq!(labels, ["0", "50", "100", "200"], "scored at the start, --eval-at, --eval-every and the end");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["data"]["classes"], serde_json::json!(["not-3", "3"]));
+    assert!(summary["full_pool_accuracy"].is_null(), "online runs have no full-pool fit");
+    // The same seed gives the same curves (networks are deterministic too).
+    let again = d.join("again");
+    let b: Vec<String> = args(&again);
+    assert!(quarry(&b.iter().map(|s| s.as_str()).collect::<Vec<_>>()).status.success());
+    assert_eq!(curve_rows(&out), curve_rows(&again));
 }

@@ -6,6 +6,9 @@ pub struct RoundRecord {
     pub round: u32,
     pub labels: usize,
     pub accuracy: f64,
+    /// Mean of the per-class recalls over the classes present in the test set.
+    #[serde(default)]
+    pub balanced_accuracy: f64,
     pub log_loss: f64,
     /// Seconds spent in this round: fit + test scoring + pool scoring + selection.
     pub seconds: f64,
@@ -23,6 +26,9 @@ pub struct RoundRecord {
     /// (Bloodgood & Vijay-Shanker 2009), measured when a stopping rule reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_set_kappa: Option<f64>,
+    /// Recall of class 1 in a one-vs-rest run (`--positive-class`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive_recall: Option<f64>,
 }
 
 impl RoundRecord {
@@ -32,8 +38,10 @@ impl RoundRecord {
             round,
             labels,
             accuracy,
+            balanced_accuracy: accuracy,
             log_loss,
             seconds,
+            positive_recall: None,
             batch_accuracy: None,
             max_uncertainty: None,
             mean_uncertainty: None,

@@ -55,13 +55,19 @@ pub struct LoopSettings {
     pub candidates: Option<usize>,
     /// MC-dropout passes for strategies that need them.
     pub mc_draws: usize,
+    /// Online mode: after each query, one update on just the new batch (`Learner::partial_fit`)
+    /// instead of a refit on every label.
+    pub online: bool,
     pub seed: u64,
 }
 
 /// What one call to [`ActiveLoop::step`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
+    /// A round whose model was scored on the test set.
     Round(RoundRecord),
+    /// A round that trained but was not scored (see [`EvalSchedule`]).
+    Trained { round: u32, labels: usize },
     Stopped(StopReason),
 }
 
@@ -69,6 +75,9 @@ pub enum StepOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoopState {
     pub pool: Pool,
+    /// Rounds done so far (round 0 is the initial set); only evaluated rounds are in `history`.
+    #[serde(default)]
+    pub rounds: u32,
     pub history: Vec<RoundRecord>,
     /// The last model's predictions on the stop set, when a rule compares successive models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,6 +89,9 @@ pub struct LoopState {
 pub fn initial_set(labels: &[u32], initial: usize, seed: u64) -> Result<Vec<SampleId>> {
     let mut rng = seeded_rng(seed, streams::INITIAL);
     let n = labels.len();
+    if initial == 0 {
+        return Ok(Vec::new());
+    }
     if initial > n {
         return Err(quarry_core::Error::param("--initial", format!("{initial} labels asked for, the pool has {n} samples")));
     }
@@ -103,7 +115,29 @@ pub struct ActiveLoop<'a> {
     needs: StopNeeds,
     stop_set: Vec<usize>,
     settings: LoopSettings,
+    eval: EvalSchedule,
+    /// Whether class 1 is the positive class of a one-vs-rest run (its recall is recorded).
+    positive_class: bool,
     state: LoopState,
+}
+
+/// At which label counts the test set is scored (every round by default). The initial round and
+/// the round that spends the budget are always scored.
+#[derive(Debug, Clone, Default)]
+pub struct EvalSchedule {
+    pub at: Vec<usize>,
+    pub every: Option<usize>,
+}
+
+impl EvalSchedule {
+    pub fn every_round() -> Self {
+        EvalSchedule::default()
+    }
+    fn wants(&self, labels: usize) -> bool {
+        (self.at.is_empty() && self.every.is_none())
+            || self.at.contains(&labels)
+            || self.every.is_some_and(|e| labels % e == 0)
+    }
 }
 
 impl<'a> ActiveLoop<'a> {
@@ -127,7 +161,7 @@ impl<'a> ActiveLoop<'a> {
                 None => pool.skip(*id, 0),
             }
         }
-        let state = LoopState { pool, history: Vec::new(), stop_set_predictions: None };
+        let state = LoopState { pool, rounds: 0, history: Vec::new(), stop_set_predictions: None };
         Ok(Self::resume(pool_data, test, learner, strategy, oracle, settings, stopping, state))
     }
 
@@ -141,8 +175,12 @@ impl<'a> ActiveLoop<'a> {
         oracle: Box<dyn Oracle + 'a>,
         settings: LoopSettings,
         mut stopping: Vec<Box<dyn StoppingRule + 'a>>,
-        state: LoopState,
+        mut state: LoopState,
     ) -> Self {
+        if state.rounds == 0 {
+            // A state saved before round counting: every round was evaluated.
+            state.rounds = state.history.len() as u32;
+        }
         stopping.insert(0, Box::new(BudgetRule { budget: settings.budget }));
         let needs = stopping.iter().fold(StopNeeds::default(), |n, r| {
             let m = r.needs();
@@ -157,7 +195,19 @@ impl<'a> ActiveLoop<'a> {
         } else {
             Vec::new()
         };
-        ActiveLoop { pool_data, test, learner, strategy, oracle, stopping, needs, stop_set, settings, state }
+        ActiveLoop { pool_data, test, learner, strategy, oracle, stopping, needs, stop_set, settings, eval: EvalSchedule::every_round(), positive_class: false, state }
+    }
+
+    /// Record the recall of class 1 (a one-vs-rest run).
+    pub fn with_positive_class(mut self) -> Self {
+        self.positive_class = true;
+        self
+    }
+
+    /// Score the test set only at these label counts (and at the start and the end).
+    pub fn with_eval_schedule(mut self, eval: EvalSchedule) -> Self {
+        self.eval = eval;
+        self
     }
 
     pub fn state(&self) -> &LoopState {
@@ -174,12 +224,14 @@ impl<'a> ActiveLoop<'a> {
     /// measures. Returns `Stopped` (and changes nothing) once a stopping rule fires.
     pub fn step(&mut self) -> Result<StepOutcome> {
         let start = Instant::now();
-        let round = self.state.history.len() as u32;
+        let round = self.state.rounds;
         let mut batch_accuracy = None;
+        let n_classes = self.pool_data.n_classes();
         if round > 0 {
             let unlabeled = self.state.pool.n_unlabeled();
+            let stop_history = self.stop_history();
             for rule in &self.stopping {
-                if let Some(reason) = rule.check(&self.state.history, unlabeled) {
+                if let Some(reason) = rule.check(&stop_history, unlabeled) {
                     return Ok(StepOutcome::Stopped(reason));
                 }
             }
@@ -187,24 +239,51 @@ impl<'a> ActiveLoop<'a> {
             let picks = self.query(round, k)?;
             let answers = self.oracle.label(&picks)?;
             batch_accuracy = self.accuracy_before_learning(&picks, &answers)?;
+            let mut new_ids = Vec::new();
+            let mut new_labels = Vec::new();
             for (id, label) in picks.iter().zip(answers) {
                 match label {
-                    Some(l) => self.state.pool.set_label(*id, l, round),
+                    Some(l) => {
+                        self.state.pool.set_label(*id, l, round);
+                        new_ids.push(*id);
+                        new_labels.push(l);
+                    }
                     None => self.state.pool.skip(*id, round),
                 }
             }
+            if self.settings.online {
+                if !new_ids.is_empty() {
+                    self.learner.partial_fit(&self.rows(&new_ids), &new_labels, n_classes)?;
+                }
+            } else {
+                self.fit_all()?;
+            }
+        } else if self.settings.online {
+            if self.state.pool.n_labeled() > 0 {
+                let ids = self.state.pool.labeled().to_vec();
+                self.learner.partial_fit(&self.rows(&ids), &self.state.pool.labels(), n_classes)?;
+            }
+        } else {
+            self.fit_all()?;
         }
-        let idx: Vec<usize> = self.state.pool.labeled().iter().map(|id| id.index()).collect();
-        let x = self.pool_data.features.select_rows(&idx);
-        self.learner.fit(&x, &self.state.pool.labels(), self.pool_data.n_classes())?;
+        self.state.rounds = round + 1;
+        let labels = self.state.pool.n_labeled();
+        let last = labels >= self.settings.budget || self.state.pool.n_unlabeled() == 0;
+        if !(round == 0 || last || self.eval.wants(labels) || self.needs.stop_set || self.needs.uncertainty) {
+            return Ok(StepOutcome::Trained { round, labels });
+        }
         let probs = self.learner.predict_proba(&self.test.features)?;
         let mut record = RoundRecord::new(
             round,
-            self.state.pool.n_labeled(),
+            labels,
             metrics::accuracy(&probs, &self.test.labels),
             metrics::log_loss(&probs, &self.test.labels),
             0.0,
         );
+        record.balanced_accuracy = metrics::balanced_accuracy(&probs, &self.test.labels);
+        if n_classes == 2 && self.positive_class {
+            record.positive_recall = metrics::recalls(&probs, &self.test.labels)[1];
+        }
         record.batch_accuracy = batch_accuracy;
         if self.needs.uncertainty && self.state.pool.n_unlabeled() > 0 {
             let candidates = self.candidates(round + 1);
@@ -216,13 +295,30 @@ impl<'a> ActiveLoop<'a> {
         if self.needs.stop_set {
             let predictions = self.learner.predict_proba(&self.pool_data.features.select_rows(&self.stop_set))?.argmax();
             if let Some(previous) = &self.state.stop_set_predictions {
-                record.stop_set_kappa = Some(metrics::cohen_kappa(previous, &predictions, self.pool_data.n_classes()));
+                record.stop_set_kappa = Some(metrics::cohen_kappa(previous, &predictions, n_classes));
             }
             self.state.stop_set_predictions = Some(predictions);
         }
         record.seconds = start.elapsed().as_secs_f64();
         self.state.history.push(record.clone());
         Ok(StepOutcome::Round(record))
+    }
+
+    /// The history the stopping rules read: the evaluated rounds, with the label count of the
+    /// last round done (evaluated or not) so the budget rule sees every label.
+    fn stop_history(&self) -> Vec<RoundRecord> {
+        let mut h = self.state.history.clone();
+        let labels = self.state.pool.n_labeled();
+        if h.last().is_some_and(|r| r.labels != labels) || h.is_empty() {
+            h.push(RoundRecord::new(self.state.rounds.saturating_sub(1), labels, f64::NAN, f64::NAN, 0.0));
+        }
+        h
+    }
+
+    fn fit_all(&mut self) -> Result<()> {
+        let idx: Vec<usize> = self.state.pool.labeled().iter().map(|id| id.index()).collect();
+        let x = self.pool_data.features.select_rows(&idx);
+        self.learner.fit(&x, &self.state.pool.labels(), self.pool_data.n_classes())
     }
 
     /// The current model's accuracy on a batch it has not learned yet (`None` if nothing was answered).

@@ -49,6 +49,12 @@ pub struct ExperimentConfig {
     pub model: String,
     /// Inverse L2 strength of logistic regression.
     pub c: f64,
+    /// Settings of the neural learners (`lenet5`, `mlp`).
+    #[serde(default)]
+    pub net: NetConfig,
+    /// One-vs-rest: class with this label value becomes class 1, every other class 0.
+    #[serde(default)]
+    pub positive_class: Option<String>,
     pub initial: usize,
     pub batch: usize,
     pub budget: usize,
@@ -63,6 +69,35 @@ pub struct ExperimentConfig {
     pub stop: String,
     /// Also fit on the whole labeled pool per seed, for the full-pool reference accuracy.
     pub full_pool: bool,
+    /// Score the test set only at these label counts (plus the first and last round)...
+    #[serde(default)]
+    pub eval_at: Vec<usize>,
+    /// ... and at every multiple of this many labels. Neither given: every round.
+    #[serde(default)]
+    pub eval_every: Option<usize>,
+}
+
+/// How a neural learner trains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetConfig {
+    /// `online`: one optimizer step on each newly labeled batch (P2); `refit`: `epochs` passes
+    /// over every label after each query, continuing from the current weights.
+    pub online: bool,
+    pub epochs: usize,
+    /// Adam learning rate.
+    pub lr: f32,
+    /// Dropout before each fully connected layer (needed by the Bayesian strategies).
+    pub dropout: f32,
+    /// Hidden units of the MLP.
+    pub hidden: usize,
+    /// Minibatch size of `refit` training.
+    pub minibatch: usize,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig { online: false, epochs: 1, lr: 1e-3, dropout: 0.0, hidden: 256, minibatch: 64 }
+    }
 }
 
 /// The part of a config that must match for a run directory to be continued.
@@ -73,13 +108,17 @@ pub struct RunIdentity {
     pub scaling: Scaling,
     pub model: String,
     pub c: f64,
+    pub net: NetConfig,
+    pub positive_class: Option<String>,
     pub initial: usize,
     pub batch: usize,
     pub candidates: Option<usize>,
     pub options: StrategyOptions,
+    pub eval_at: Vec<usize>,
+    pub eval_every: Option<usize>,
 }
 
-pub const MODELS: &[&str] = &["logreg"];
+pub const MODELS: &[&str] = &["logreg", "lenet5", "mlp"];
 
 impl ExperimentConfig {
     pub fn identity(&self) -> RunIdentity {
@@ -89,11 +128,19 @@ impl ExperimentConfig {
             scaling: self.scaling,
             model: self.model.clone(),
             c: self.c,
+            net: self.net.clone(),
+            positive_class: self.positive_class.clone(),
             initial: self.initial,
             batch: self.batch,
             candidates: self.candidates,
             options: self.options.clone(),
+            eval_at: self.eval_at.clone(),
+            eval_every: self.eval_every,
         }
+    }
+
+    pub fn is_network(&self) -> bool {
+        self.model != "logreg"
     }
 
     /// Checks every flag before any file is read or written.
@@ -101,8 +148,26 @@ impl ExperimentConfig {
         if self.batch == 0 {
             return Err(ExperimentError::flag("--batch", "must be at least 1, got 0"));
         }
-        if self.initial == 0 {
-            return Err(ExperimentError::flag("--initial", "must be at least 1 (the first model needs labels), got 0"));
+        if self.initial == 0 && !(self.is_network() && self.net.online) {
+            return Err(ExperimentError::flag(
+                "--initial",
+                "must be at least 1 (the first model needs labels); only an online network (--train online) starts from 0",
+            ));
+        }
+        if self.net.online && !self.is_network() {
+            return Err(ExperimentError::flag("--train", format!("online training needs a network model (lenet5, mlp), not {}", self.model)));
+        }
+        if self.net.epochs == 0 || self.net.minibatch == 0 || self.net.hidden == 0 {
+            return Err(ExperimentError::flag("--epochs", "epochs, minibatch and hidden units must be at least 1"));
+        }
+        if !(self.net.lr > 0.0 && self.net.lr.is_finite()) {
+            return Err(ExperimentError::flag("--lr", format!("must be a positive number, got {}", self.net.lr)));
+        }
+        if !(0.0..1.0).contains(&self.net.dropout) {
+            return Err(ExperimentError::flag("--dropout", format!("must lie in [0, 1), got {}", self.net.dropout)));
+        }
+        if self.eval_every == Some(0) {
+            return Err(ExperimentError::flag("--eval-every", "must be at least 1"));
         }
         if self.budget < self.initial {
             return Err(ExperimentError::flag(
@@ -172,6 +237,8 @@ mod tests {
             scaling: Scaling::Standardize,
             model: "logreg".into(),
             c: 1.0,
+            net: NetConfig::default(),
+            positive_class: None,
             initial: 10,
             batch: 10,
             budget: 100,
@@ -181,6 +248,8 @@ mod tests {
             seeds: vec![0, 1],
             stop: String::new(),
             full_pool: true,
+            eval_at: Vec::new(),
+            eval_every: None,
         }
     }
 

@@ -13,6 +13,6 @@ pub mod stopping;
 
 pub use active_loop::{ActiveLoop, LoopSettings, LoopState, StepOutcome};
 pub use stopping::{BudgetRule, parse_rules};
-pub use config::{DataSpec, ExperimentConfig, Scaling, TestSpec, parse_seeds};
+pub use config::{DataSpec, ExperimentConfig, NetConfig, Scaling, TestSpec, parse_seeds};
 pub use error::{ExperimentError, Result};
 pub use simulate::{SimulationOutcome, simulate};

@@ -11,6 +11,23 @@ pub fn accuracy(probs: &Probabilities, labels: &[u32]) -> f64 {
     hits as f64 / labels.len().max(1) as f64
 }
 
+/// Recall of each class (`None` for a class absent from `labels`).
+pub fn recalls(probs: &Probabilities, labels: &[u32]) -> Vec<Option<f64>> {
+    let k = probs.n_classes();
+    let (mut hit, mut total) = (vec![0usize; k], vec![0usize; k]);
+    for (p, &y) in probs.argmax().iter().zip(labels) {
+        total[y as usize] += 1;
+        hit[y as usize] += (*p == y) as usize;
+    }
+    hit.iter().zip(&total).map(|(&h, &t)| (t > 0).then(|| h as f64 / t as f64)).collect()
+}
+
+/// Balanced accuracy: the mean recall over the classes present in `labels`.
+pub fn balanced_accuracy(probs: &Probabilities, labels: &[u32]) -> f64 {
+    let r: Vec<f64> = recalls(probs, labels).into_iter().flatten().collect();
+    mean(&r)
+}
+
 /// Mean −ln p(true class), with p clipped to [1e-15, 1] as scikit-learn does.
 pub fn log_loss(probs: &Probabilities, labels: &[u32]) -> f64 {
     let total: f64 = probs.rows().zip(labels).map(|(p, &y)| -(p[y as usize] as f64).clamp(1e-15, 1.0).ln()).sum();
@@ -123,6 +140,14 @@ mod tests {
         assert!((log_loss(&p, &y) - ll).abs() < 1e-6);
         assert!((aulc(&[0.5, 0.7, 0.9]) - 0.7).abs() < 1e-12);
         assert!((std(&[1.0, 2.0, 3.0]) - 1.0).abs() < 1e-12);
+    }
+
+    /// Hand-computed: recalls 1/2 (class 0: one of two right) and 1 (class 1) → balanced 0.75.
+    #[test]
+    fn balanced_accuracy_by_hand() {
+        let p = Probabilities::from_rows(&[&[0.8, 0.2], &[0.4, 0.6], &[0.1, 0.9]]).unwrap();
+        assert!((balanced_accuracy(&p, &[0, 0, 1]) - 0.75).abs() < 1e-12);
+        assert_eq!(recalls(&p, &[0, 0, 0]), vec![Some(1.0 / 3.0), None]);
     }
 
     /// Hand-computed: a = 0,0,1,1 and b = 0,1,1,1: p_o = 3/4, p_e = ½·¼ + ½·¾ = ½, κ = ½.

@@ -48,13 +48,18 @@ pub struct StrategySummary {
     pub strategy: String,
     pub seeds: Vec<u64>,
     pub aulc: Spread,
+    /// AULC of balanced accuracy (mean recall over classes).
+    pub balanced_aulc: Spread,
     pub final_accuracy: Spread,
+    pub final_balanced_accuracy: Spread,
     pub final_log_loss: Spread,
     pub final_labels: usize,
     /// labels-to-target(t) with t = random's mean final accuracy (BENCHMARK.md).
     pub labels_to_target: Option<usize>,
     /// Against random, with t = random's mean final accuracy (`None` without a random run).
     pub label_efficiency: Option<Efficiency>,
+    /// The same on balanced accuracy (what matters for skewed classes).
+    pub label_efficiency_balanced: Option<Efficiency>,
     /// Against random, with t = 98 % of the full-pool accuracy (the anchors' variant).
     pub efficiency_vs_full_pool: Option<Efficiency>,
     /// Mean wall-clock of one round (score + select + label + fit + test), over every round after the first.
@@ -143,27 +148,38 @@ pub fn write_reports(
     write_svg(&root.join("curves.svg"), &spec).map_err(|e| ExperimentError::Plot(e.to_string()))
 }
 
-/// `strategy,seed,round,labels,accuracy,log_loss,seconds`, one row per round.
+/// `strategy,seed,round,labels,accuracy,balanced_accuracy,log_loss[,positive_recall],seconds`,
+/// one row per scored round (`positive_recall` only in one-vs-rest runs).
 pub fn curves_csv(runs: &[RunResult], budget: usize) -> String {
-    let mut s = String::from("strategy,seed,round,labels,accuracy,log_loss,seconds\n");
+    let recall = runs.iter().any(|r| r.history.iter().any(|x| x.positive_recall.is_some()));
+    let mut s = String::from("strategy,seed,round,labels,accuracy,balanced_accuracy,log_loss,");
+    s.push_str(if recall { "positive_recall,seconds\n" } else { "seconds\n" });
     for run in runs {
         for r in run.rounds(budget) {
-            let _ = writeln!(
+            let _ = write!(
                 s,
-                "{},{},{},{},{:.6},{:.6},{:.6}",
-                run.strategy, run.seed, r.round, r.labels, r.accuracy, r.log_loss, r.seconds
+                "{},{},{},{},{:.6},{:.6},{:.6},",
+                run.strategy, run.seed, r.round, r.labels, r.accuracy, r.balanced_accuracy, r.log_loss
             );
+            if recall {
+                let _ = write!(s, "{:.6},", r.positive_recall.unwrap_or(f64::NAN));
+            }
+            let _ = writeln!(s, "{:.6}", r.seconds);
         }
     }
     s
 }
 
 fn curves_by_strategy(runs: &[RunResult], budget: usize) -> BTreeMap<&str, SeedCurves> {
+    curves_of(runs, budget, |r| r.accuracy)
+}
+
+fn curves_of(runs: &[RunResult], budget: usize, metric: fn(&RoundRecord) -> f64) -> BTreeMap<&str, SeedCurves> {
     let mut out: BTreeMap<&str, SeedCurves> = BTreeMap::new();
     for run in runs {
         let c = out.entry(run.strategy.as_str()).or_default();
         for r in run.rounds(budget) {
-            c.add(r.labels, r.accuracy);
+            c.add(r.labels, metric(r));
         }
     }
     out
@@ -174,6 +190,9 @@ pub fn summarize(runs: &[RunResult], full: &[FullPoolResult], config: &Experimen
     let curves = curves_by_strategy(runs, config.budget);
     let random = curves.get("random");
     let target = random.and_then(|r| r.final_mean());
+    let balanced = curves_of(runs, config.budget, |r| r.balanced_accuracy);
+    let random_b = balanced.get("random");
+    let target_b = random_b.and_then(|r| r.final_mean());
     let full_target = (!full.is_empty()).then(|| 0.98 * metrics::mean(&full.iter().map(|f| f.accuracy).collect::<Vec<_>>()));
     let mut order: Vec<&str> = Vec::new();
     for run in runs {
@@ -193,11 +212,14 @@ pub fn summarize(runs: &[RunResult], full: &[FullPoolResult], config: &Experimen
                 strategy: name.to_string(),
                 seeds: mine.iter().map(|r| r.seed).collect(),
                 aulc: per_seed(&|r| metrics::aulc(&r.rounds(config.budget).map(|x| x.accuracy).collect::<Vec<_>>())),
+                balanced_aulc: per_seed(&|r| metrics::aulc(&r.rounds(config.budget).map(|x| x.balanced_accuracy).collect::<Vec<_>>())),
                 final_accuracy: per_seed(&|r| last(r).map_or(f64::NAN, |x| x.accuracy)),
+                final_balanced_accuracy: per_seed(&|r| last(r).map_or(f64::NAN, |x| x.balanced_accuracy)),
                 final_log_loss: per_seed(&|r| last(r).map_or(f64::NAN, |x| x.log_loss)),
                 final_labels: mine.iter().filter_map(|r| last(r).map(|x| x.labels)).max().unwrap_or(0),
                 labels_to_target: target.and_then(|t| c.labels_to_target(t)),
                 label_efficiency: random.zip(target).map(|(r, t)| metrics::efficiency(r, c, t)),
+                label_efficiency_balanced: random_b.zip(target_b).map(|(r, t)| metrics::efficiency(r, &balanced[name], t)),
                 efficiency_vs_full_pool: random.zip(full_target).map(|(r, t)| metrics::efficiency(r, c, t)),
                 seconds_per_round: metrics::mean(&seconds),
                 stops: mine.iter().map(|r| SeedStop { seed: r.seed, rule: r.stop.rule.clone(), detail: r.stop.detail.clone() }).collect(),

@@ -1,7 +1,7 @@
 //! A whole simulation: every strategy × every seed, each run in its own [`ActiveLoop`] with a
 //! ground-truth oracle, resumable from its run directory, then the reports.
 
-use crate::active_loop::{ActiveLoop, LoopSettings, StepOutcome, initial_set};
+use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, StepOutcome, initial_set};
 use crate::config::{ExperimentConfig, Scaling, TestSpec};
 use crate::metrics;
 use crate::report::{self, RunResult};
@@ -10,7 +10,8 @@ use crate::stopping::parse_rules;
 use crate::{ExperimentError, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use quarry_core::{Dataset, GroundTruthOracle, Learner, StopReason, Strategy};
-use quarry_models::{Committee, LogisticRegressionLearner, LogisticRegressionParams};
+use quarry_models::nn::OptimizerKind;
+use quarry_models::{Committee, LogisticRegressionLearner, LogisticRegressionParams, NetParams};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -53,6 +54,13 @@ pub fn load_data(config: &ExperimentConfig) -> Result<LoadedData> {
             Some(&data.class_names),
         )?),
     };
+    if let Some(positive) = &config.positive_class {
+        data = one_vs_rest(data, positive, &spec.path)?;
+    }
+    let test = match (test, &config.positive_class) {
+        (Some(t), Some(positive)) => Some(one_vs_rest(t, positive, &spec.path)?),
+        (t, _) => t,
+    };
     let scaling = match config.scaling {
         Scaling::Auto => match quarry_data::detect_format(&spec.path)? {
             quarry_data::DataFormat::Idx => Scaling::Unit,
@@ -61,6 +69,19 @@ pub fn load_data(config: &ExperimentConfig) -> Result<LoadedData> {
         s => s,
     };
     Ok(LoadedData { data, test, scaling })
+}
+
+/// Relabel to two classes: `positive` → 1 ("x"), everything else → 0 ("not-x").
+fn one_vs_rest(mut d: Dataset, positive: &str, path: &Path) -> Result<Dataset> {
+    let pos = d.class_names.iter().position(|c| c == positive).ok_or_else(|| {
+        ExperimentError::flag(
+            "--positive-class",
+            format!("'{positive}' is not a class of {} (classes: {})", path.display(), d.class_names.join(", ")),
+        )
+    })? as u32;
+    d.labels.iter_mut().for_each(|l| *l = (*l == pos) as u32);
+    d.class_names = vec![format!("not-{positive}"), positive.to_string()];
+    Ok(d)
 }
 
 /// Split (stratified, with the seed) unless a test file was given, then scale.
@@ -89,15 +110,37 @@ pub fn prepare(loaded: &LoadedData, config: &ExperimentConfig, seed: u64) -> Res
     Ok(Prepared { pool, test })
 }
 
-fn base_learner(config: &ExperimentConfig) -> Box<dyn Learner> {
-    // `validate` admits only known models; logreg is the one this version has.
-    Box::new(LogisticRegressionLearner::new(LogisticRegressionParams::new().c(config.c)))
+/// The model `--model` names, for data of `dim` features and `classes` classes.
+fn base_learner(config: &ExperimentConfig, dim: usize, classes: usize, seed: u64) -> Result<Box<dyn Learner>> {
+    let n = &config.net;
+    let net = |params: NetParams| -> Result<Box<dyn Learner>> {
+        let batch = if n.online { config.batch } else { n.minibatch };
+        let built = params
+            .dropout(n.dropout)
+            .optimizer(OptimizerKind::adam(n.lr))
+            .epochs(n.epochs)
+            .batch_size(batch.max(1))
+            .seed(seed)
+            .build()?;
+        Ok(Box::new(built))
+    };
+    match config.model.as_str() {
+        "lenet5" => {
+            if dim != 784 {
+                return Err(ExperimentError::flag("--model", format!("lenet5 reads 28x28 images (784 features); this data has {dim}")));
+            }
+            net(NetParams::lenet5(classes))
+        }
+        "mlp" => net(NetParams::mlp(dim, n.hidden, classes)),
+        // `validate` admits only known models.
+        _ => Ok(Box::new(LogisticRegressionLearner::new(LogisticRegressionParams::new().c(config.c)))),
+    }
 }
 
 /// The learner a run of `strategy` uses: the base model, wrapped in a bagging committee when
 /// the strategy reads committee votes.
-fn learner_for(config: &ExperimentConfig, strategy: &dyn Strategy, seed: u64) -> Result<Box<dyn Learner>> {
-    let base = base_learner(config);
+fn learner_for(config: &ExperimentConfig, p: &Prepared, strategy: &dyn Strategy, seed: u64) -> Result<Box<dyn Learner>> {
+    let base = base_learner(config, p.pool.dim(), p.pool.n_classes(), seed)?;
     Ok(if strategy.needs().committee {
         Box::new(Committee::bagging(base, config.options.committee_size, seed)?)
     } else {
@@ -149,7 +192,8 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
     // The full-pool reference fit runs beside the active-learning runs, not before them.
     let (full_pool, runs) = rayon::join(
         || -> Result<Vec<FullPoolResult>> {
-            Ok(match (config.full_pool, &config.test) {
+            // An online network never fits the whole pool at once: no full-pool reference there.
+            Ok(match (config.full_pool && !config.net.online, &config.test) {
                 (false, _) => Vec::new(),
                 // A fixed test file: every seed has the same pool, so the (deterministic) fit is done once.
                 (true, TestSpec::File { .. }) => {
@@ -181,7 +225,7 @@ fn full_pool_accuracy(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, see
         return Ok(r);
     }
     let t = Instant::now();
-    let mut l = base_learner(config);
+    let mut l = base_learner(config, p.pool.dim(), p.pool.n_classes(), seed)?;
     l.fit(&p.pool.features, &p.pool.labels, p.pool.n_classes())?;
     let probs = l.predict_proba(&p.test.features)?;
     let r = FullPoolResult {
@@ -202,8 +246,12 @@ fn run_one(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, name: &str, se
         budget: config.budget,
         candidates: config.candidates,
         mc_draws: config.options.mc_draws,
+        online: config.net.online,
         seed,
     };
+    let schedule = EvalSchedule { at: config.eval_at.clone(), every: config.eval_every };
+    let positive = config.positive_class.is_some();
+
     let oracle = Box::new(GroundTruthOracle::new(&p.pool.labels));
     let mut lp = match dir.load_run(name, seed)? {
         Some((state, checkpoint)) => {
@@ -213,24 +261,30 @@ fn run_one(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, name: &str, se
                     reason: format!("seed {seed} was saved with a pool of {} samples, this data has {}", state.pool.len(), p.pool.len()),
                 });
             }
-            let mut l = learner_for(config, strategy.as_ref(), seed)?;
+            let mut l = learner_for(config, p, strategy.as_ref(), seed)?;
             l.restore(&checkpoint).map_err(wrap)?;
-            bar.inc(state.history.len() as u64);
+            bar.inc(state.rounds.max(state.history.len() as u32) as u64);
             ActiveLoop::resume(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, parse_rules(&config.stop)?, state)
         }
         None => {
             let initial = initial_set(&p.pool.labels, config.initial, seed).map_err(wrap)?;
-            let l = learner_for(config, strategy.as_ref(), seed)?;
+            let l = learner_for(config, p, strategy.as_ref(), seed)?;
             ActiveLoop::new(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, parse_rules(&config.stop)?, &initial)
                 .map_err(wrap)?
         }
     };
+    lp = lp.with_eval_schedule(schedule);
+    if positive {
+        lp = lp.with_positive_class();
+    }
+    // The state is saved at every scored round (a resumed run continues from the last one).
     let stop: StopReason = loop {
         match lp.step().map_err(wrap)? {
             StepOutcome::Round(_) => {
                 dir.save_run(name, seed, lp.state(), &lp.learner().checkpoint().map_err(wrap)?)?;
                 bar.inc(1);
             }
+            StepOutcome::Trained { .. } => bar.inc(1),
             StepOutcome::Stopped(reason) => break reason,
         }
     };
