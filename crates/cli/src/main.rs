@@ -114,6 +114,12 @@ struct SimulateArgs {
     /// Network: minibatch size in refit mode (online mode steps on each queried batch).
     #[arg(long, default_value_t = 64)]
     minibatch: usize,
+    /// Online mode: replay this many earlier labels (drawn at random) with each new batch.
+    #[arg(long, default_value_t = 0)]
+    replay: usize,
+    /// Random warm start: query at random until N labels, then use the strategy (a cold-start fix).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    warmup: usize,
     /// One-vs-rest: this label value becomes the positive class, all others the negative one
     /// (the summary then reports balanced accuracy and the positive class's recall).
     #[arg(long, value_name = "LABEL")]
@@ -214,7 +220,9 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             dropout: a.dropout,
             hidden: a.hidden,
             minibatch: a.minibatch,
+            replay: a.replay,
         },
+        warmup: a.warmup,
         positive_class: a.positive_class,
         eval_at: a.eval_at,
         eval_every: a.eval_every,

@@ -4,7 +4,7 @@
 use crate::metrics;
 use crate::stopping::BudgetRule;
 use quarry_core::{
-    Dataset, Learner, Matrix, Oracle, Pool, Probabilities, QueryContext, Result, RoundRecord, SampleId, Scores,
+    Dataset, Learner, Matrix, Needs, Oracle, Pool, Probabilities, QueryContext, Result, RoundRecord, SampleId, Scores,
     StopNeeds, StopReason, StoppingRule, Strategy, WhatIf, seeded_rng,
 };
 use rand::seq::index::sample;
@@ -19,6 +19,8 @@ pub mod streams {
     pub const CANDIDATES: u64 = 3;
     pub const MC_DROPOUT: u64 = 4;
     pub const STOP_SET: u64 = 5;
+    /// Per round: `(REPLAY << 32) | round`.
+    pub const REPLAY: u64 = 6;
 }
 
 /// Size of the stop set of the stabilizing-predictions rule (Bloodgood & Vijay-Shanker use a
@@ -58,6 +60,10 @@ pub struct LoopSettings {
     /// Online mode: after each query, one update on just the new batch (`Learner::partial_fit`)
     /// instead of a refit on every label.
     pub online: bool,
+    /// Random warm start: query at random until this many labels (a cold-start fix).
+    pub warmup: usize,
+    /// Online mode: each update also replays this many earlier labels, drawn at random.
+    pub replay: usize,
     pub seed: u64,
 }
 
@@ -253,6 +259,7 @@ impl<'a> ActiveLoop<'a> {
             }
             if self.settings.online {
                 if !new_ids.is_empty() {
+                    self.replay_into(round, &mut new_ids, &mut new_labels);
                     self.learner.partial_fit(&self.rows(&new_ids), &new_labels, n_classes)?;
                 }
             } else {
@@ -315,6 +322,23 @@ impl<'a> ActiveLoop<'a> {
         h
     }
 
+    /// Add `replay` earlier labels (not in this batch), drawn with the round's seed.
+    fn replay_into(&self, round: u32, ids: &mut Vec<SampleId>, labels: &mut Vec<u32>) {
+        let earlier = self.state.pool.n_labeled() - ids.len();
+        let k = self.settings.replay.min(earlier);
+        if k == 0 {
+            return;
+        }
+        let mut rng = seeded_rng(self.settings.seed, (streams::REPLAY << 32) | round as u64);
+        let all = self.state.pool.labeled();
+        let all_labels = self.state.pool.labels();
+        // Labeling order puts this batch last: earlier labels are the first `earlier` entries.
+        for i in sample(&mut rng, earlier, k) {
+            ids.push(all[i]);
+            labels.push(all_labels[i]);
+        }
+    }
+
     fn fit_all(&mut self) -> Result<()> {
         let idx: Vec<usize> = self.state.pool.labeled().iter().map(|id| id.index()).collect();
         let x = self.pool_data.features.select_rows(&idx);
@@ -353,7 +377,7 @@ impl<'a> ActiveLoop<'a> {
     /// any, and the strategy's batch.
     fn query(&self, round: u32, k: usize) -> Result<Vec<SampleId>> {
         let candidates = self.candidates(round);
-        let needs = self.strategy.needs();
+        let needs = if self.state.pool.n_labeled() < self.settings.warmup { Needs::NOTHING } else { self.strategy.needs() };
         let rows = |ids: &[SampleId]| self.rows(ids);
         let cand_x = rows(&candidates);
         let labeled = self.state.pool.labeled();
@@ -401,7 +425,11 @@ impl<'a> ActiveLoop<'a> {
             what_if: what_if.as_ref().map(|w| w as &dyn WhatIf),
         };
         let mut rng = seeded_rng(self.settings.seed, (streams::STRATEGY << 32) | round as u64);
-        let query = self.strategy.select(&ctx, k, &mut rng)?;
+        let query = if self.state.pool.n_labeled() < self.settings.warmup {
+            quarry_strategies::RandomSampling.select(&ctx, k, &mut rng)?
+        } else {
+            self.strategy.select(&ctx, k, &mut rng)?
+        };
         Ok(query.ids())
     }
 }

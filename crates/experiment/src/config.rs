@@ -60,6 +60,9 @@ pub struct ExperimentConfig {
     pub budget: usize,
     /// Score only this many random unlabeled samples per round (all when `None`).
     pub candidates: Option<usize>,
+    /// Random warm start: query at random until this many labels, then use the strategy.
+    #[serde(default)]
+    pub warmup: usize,
     pub strategies: Vec<String>,
     /// Parameters of the strategies (β, committee size, MC passes, pre-filter).
     pub options: StrategyOptions,
@@ -92,11 +95,14 @@ pub struct NetConfig {
     pub hidden: usize,
     /// Minibatch size of `refit` training.
     pub minibatch: usize,
+    /// Online mode: earlier labels replayed with each new batch.
+    #[serde(default)]
+    pub replay: usize,
 }
 
 impl Default for NetConfig {
     fn default() -> Self {
-        NetConfig { online: false, epochs: 1, lr: 1e-3, dropout: 0.0, hidden: 256, minibatch: 64 }
+        NetConfig { online: false, epochs: 1, lr: 1e-3, dropout: 0.0, hidden: 256, minibatch: 64, replay: 0 }
     }
 }
 
@@ -113,6 +119,7 @@ pub struct RunIdentity {
     pub initial: usize,
     pub batch: usize,
     pub candidates: Option<usize>,
+    pub warmup: usize,
     pub options: StrategyOptions,
     pub eval_at: Vec<usize>,
     pub eval_every: Option<usize>,
@@ -133,6 +140,7 @@ impl ExperimentConfig {
             initial: self.initial,
             batch: self.batch,
             candidates: self.candidates,
+            warmup: self.warmup,
             options: self.options.clone(),
             eval_at: self.eval_at.clone(),
             eval_every: self.eval_every,
@@ -153,6 +161,9 @@ impl ExperimentConfig {
                 "--initial",
                 "must be at least 1 (the first model needs labels); only an online network (--train online) starts from 0",
             ));
+        }
+        if self.net.replay > 0 && !self.net.online {
+            return Err(ExperimentError::flag("--replay", "replays earlier labels in online training; add --train online"));
         }
         if self.net.online && !self.is_network() {
             return Err(ExperimentError::flag("--train", format!("online training needs a network model (lenet5, mlp), not {}", self.model)));
@@ -243,6 +254,7 @@ mod tests {
             batch: 10,
             budget: 100,
             candidates: None,
+            warmup: 0,
             strategies: vec!["random".into(), "margin".into()],
             options: StrategyOptions::default(),
             seeds: vec![0, 1],

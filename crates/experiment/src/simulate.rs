@@ -247,6 +247,8 @@ fn run_one(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, name: &str, se
         candidates: config.candidates,
         mc_draws: config.options.mc_draws,
         online: config.net.online,
+        warmup: config.warmup,
+        replay: config.net.replay,
         seed,
     };
     let schedule = EvalSchedule { at: config.eval_at.clone(), every: config.eval_every };
