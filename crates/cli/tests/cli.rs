@@ -266,3 +266,22 @@ fn online_lenet_from_zero_labels_with_an_eval_schedule_and_one_vs_rest() {
     assert!(quarry(&b.iter().map(|s| s.as_str()).collect::<Vec<_>>()).status.success());
     assert_eq!(curve_rows(&out), curve_rows(&again));
 }
+
+#[test]
+fn warmup_queries_at_random_and_replay_needs_online_training() {
+    let d = scratch("warmup");
+    let out = d.join("run");
+    let o = quarry(&[
+        "simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "random,margin", "--budget", "60",
+        "--warmup", "60", "--no-full-pool", "--quiet", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = curve_rows(&out);
+    let strip = |s: &str| -> Vec<String> {
+        rows.iter().filter(|r| r.starts_with(&format!("{s},"))).map(|r| r.split_once(',').unwrap().1.to_string()).collect()
+    };
+    assert_eq!(strip("random"), strip("margin"), "until the warm-up is over every strategy queries at random");
+    let bad = quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "random", "--budget", "30",
+        "--replay", "5", "--out", d.join("bad").to_str().unwrap()]);
+    assert!(!bad.status.success() && stderr(&bad).contains("--replay"), "{}", stderr(&bad));
+}
