@@ -168,6 +168,12 @@ struct SimulateArgs {
     /// batch-accuracy[:1.0] (the new batch was already classified right).
     #[arg(long, value_name = "RULES", default_value = "")]
     stop: String,
+    /// AIFT: fraction α of each candidate's augmented patches kept by majority selection.
+    #[arg(long, default_value_t = 0.25)]
+    aift_alpha: f64,
+    /// AIFT: sample the batch from the top ω × batch candidates with probability ∝ score (outlier-robust).
+    #[arg(long, value_name = "OMEGA")]
+    aift_sample_top: Option<usize>,
     /// Skip the reference fit on the whole labeled pool.
     #[arg(long)]
     no_full_pool: bool,
@@ -231,7 +237,14 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
         budget: a.budget,
         candidates: a.candidates,
         strategies: a.strategy,
-        options: StrategyOptions { beta: a.beta, committee_size: a.committee_size, mc_draws: a.mc_draws, prefilter: a.prefilter },
+        options: StrategyOptions {
+            beta: a.beta,
+            committee_size: a.committee_size,
+            mc_draws: a.mc_draws,
+            prefilter: a.prefilter,
+            aift_alpha: a.aift_alpha,
+            aift_sample_top: a.aift_sample_top,
+        },
         seeds: parse_seeds(&a.seeds)?,
         stop: a.stop,
         full_pool: !a.no_full_pool,

@@ -163,6 +163,8 @@ pub struct Needs {
     pub gradient_embeddings: bool,
     /// A way to refit the model with one hypothetical label (expected error / variance reduction).
     pub what_if: bool,
+    /// Predictions of augmented patches of each candidate, `[patches, n, classes]` (AIFT).
+    pub patches: bool,
 }
 
 impl Needs {
@@ -176,6 +178,7 @@ impl Needs {
         pool_embeddings: false,
         gradient_embeddings: false,
         what_if: false,
+        patches: false,
     };
     pub const PROBABILITIES: Needs = Needs { probabilities: true, ..Needs::NOTHING };
 
@@ -190,6 +193,7 @@ impl Needs {
             pool_embeddings: self.pool_embeddings || o.pool_embeddings,
             gradient_embeddings: self.gradient_embeddings || o.gradient_embeddings,
             what_if: self.what_if || o.what_if,
+            patches: self.patches || o.patches,
         }
     }
 
@@ -205,6 +209,7 @@ impl Needs {
             (self.pool_embeddings, "pool-embeddings"),
             (self.gradient_embeddings, "gradient-embeddings"),
             (self.what_if, "refit"),
+            (self.patches, "patch-probabilities"),
         ];
         let v: Vec<&str> = names.iter().filter(|(b, _)| *b).map(|(_, n)| *n).collect();
         if v.is_empty() { "nothing".into() } else { v.join("+") }
@@ -227,6 +232,8 @@ pub struct Scores {
     /// Every unlabeled pool sample (not only the candidates).
     pub pool_embeddings: Option<Matrix>,
     pub gradient_embeddings: Option<Matrix>,
+    /// Predictions of `m` augmented patches of each candidate: draw `t` is patch `t`.
+    pub patches: Option<McSamples>,
 }
 
 fn missing(strategy: &str, what: &str) -> Error {
@@ -255,6 +262,9 @@ impl Scores {
     }
     pub fn pool_embeddings(&self, strategy: &str) -> Result<&Matrix> {
         self.pool_embeddings.as_ref().ok_or_else(|| missing(strategy, "pool embeddings"))
+    }
+    pub fn patches(&self, strategy: &str) -> Result<&McSamples> {
+        self.patches.as_ref().ok_or_else(|| missing(strategy, "predictions of augmented patches (an image model)"))
     }
     pub fn gradient_embeddings(&self, strategy: &str) -> Result<&Matrix> {
         self.gradient_embeddings.as_ref().ok_or_else(|| missing(strategy, "gradient embeddings"))

@@ -798,7 +798,7 @@ impl Strategy for TwoStep {
 }
 
 /// [`Scores`] of the candidates at `rows` (in that order): every per-candidate field
-/// (probabilities, MC samples, committee, embeddings, gradient embeddings) keeps those rows; the
+/// (probabilities, MC samples, committee, embeddings, gradient embeddings, patches) keeps those rows; the
 /// labeled-set fields and the pool embeddings are copied as they are.
 ///
 /// # Panics
@@ -814,6 +814,7 @@ pub fn restrict(scores: &Scores, rows: &[usize]) -> Scores {
         pool_embeddings: true,
         gradient_embeddings: true,
         what_if: true,
+        patches: true,
     };
     restrict_needed(scores, rows, everything)
 }
@@ -843,6 +844,7 @@ fn restrict_needed(scores: &Scores, rows: &[usize], needs: Needs) -> Scores {
         labeled_probabilities: keep(needs.labeled_probabilities, &scores.labeled_probabilities),
         pool_embeddings: keep(needs.pool_embeddings, &scores.pool_embeddings),
         gradient_embeddings: scores.gradient_embeddings.as_ref().filter(|_| needs.gradient_embeddings).map(|m| m.select_rows(rows)),
+        patches: scores.patches.as_ref().filter(|_| needs.patches).map(mc),
     }
 }
 
@@ -1361,8 +1363,10 @@ mod tests {
             labeled_probabilities: Some(p(&[&[0.6, 0.4]])),
             pool_embeddings: Some(line(&[10.0, 11.0, 12.0, 13.0])),
             gradient_embeddings: Some(matrix(&[&[1.0, 2.0], &[3.0, 4.0], &[5.0, 6.0]])),
+            patches: Some(McSamples::from_draws(&[p(&[&[1.0, 0.0], &[0.5, 0.5], &[0.0, 1.0]])]).unwrap()),
         };
         let r = restrict(&scores, &[2, 0]);
+        assert_eq!(r.patches.as_ref().unwrap().row(0, 0), &[0.0, 1.0]);
         assert_eq!(r.probabilities.unwrap().as_slice(), &[0.0, 1.0, 1.0, 0.0]);
         let mc = r.mc_samples.unwrap();
         assert_eq!((mc.draws(), mc.len()), (2, 2));

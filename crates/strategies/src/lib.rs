@@ -5,6 +5,7 @@
 //! batch with seeded tie-breaks. [`registry`] maps command-line names to strategies and documents
 //! each one's family, needs and paper.
 
+pub mod aift;
 pub mod bayesian;
 pub mod committee;
 pub mod density;

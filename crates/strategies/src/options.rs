@@ -15,11 +15,22 @@ pub struct StrategyOptions {
     /// Pre-filter factor of two-step strategies: keep the `prefilter × batch` most uncertain,
     /// then diversify (Zhdanov 2019 uses β = 10).
     pub prefilter: usize,
+    /// AIFT: the fraction α of each candidate's patches kept by majority selection (paper: 1/4).
+    #[serde(default = "default_aift_alpha")]
+    pub aift_alpha: f64,
+    /// AIFT: sample the batch from the top `ω × batch` ∝ score instead of taking the top (paper's
+    /// remedy for outliers); `None` takes the top.
+    #[serde(default)]
+    pub aift_sample_top: Option<usize>,
+}
+
+fn default_aift_alpha() -> f64 {
+    0.25
 }
 
 impl Default for StrategyOptions {
     fn default() -> Self {
-        StrategyOptions { beta: 1.0, committee_size: 5, mc_draws: 20, prefilter: 10 }
+        StrategyOptions { beta: 1.0, committee_size: 5, mc_draws: 20, prefilter: 10, aift_alpha: 0.25, aift_sample_top: None }
     }
 }
 

@@ -41,6 +41,7 @@ fn entries() -> Vec<Entry> {
     v.extend(crate::density::entries());
     v.extend(crate::diversity::entries());
     v.extend(crate::expected::entries());
+    v.extend(crate::aift::entries());
     v
 }
 
