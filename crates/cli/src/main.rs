@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use quarry_experiment::{DataSpec, ExperimentConfig, NetConfig, Scaling, TestSpec, parse_seeds, simulate};
+use quarry_experiment::{DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds, simulate};
 use quarry_strategies::StrategyOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,7 +66,7 @@ enum ScaleArg {
 
 #[derive(Args)]
 struct SimulateArgs {
-    /// The pool: a CSV with a header, or an IDX images file (gzip or raw) whose labels file has the
+    /// The pool: a folder of images with one sub-folder per class (with --model efficientnet-lite0), a CSV with a header, or an IDX images file (gzip or raw) whose labels file has the
     /// standard name (…-images-idx3-ubyte… → …-labels-idx1-ubyte…) or is given by --labels.
     #[arg(long, value_name = "FILE")]
     data: PathBuf,
@@ -91,10 +91,20 @@ struct SimulateArgs {
     /// Feature scaling.
     #[arg(long, value_enum, default_value = "auto")]
     scale: ScaleArg,
-    /// The learner: `logreg` (multinomial logistic regression, L2), `lenet5` (CNN for 28x28 images)
-    /// or `mlp` (one hidden layer).
+    /// The learner: `logreg` (multinomial logistic regression, L2), `lenet5` (CNN for 28x28 images),
+    /// `mlp` (one hidden layer), or `efficientnet-lite0` (image folders: a new softmax head on the
+    /// frozen ImageNet-pretrained backbone, warm-started each round).
     #[arg(long, default_value = "logreg")]
     model: String,
+    /// efficientnet-lite0: the pretrained weights (safetensors).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// efficientnet-lite0: images and patches are resized to R×R before the backbone (96 is ~5× faster than 224).
+    #[arg(long, value_name = "R", default_value_t = 96)]
+    resolution: usize,
+    /// AIFT: augmented patches per candidate (m).
+    #[arg(long, value_name = "M", default_value_t = 8)]
+    patches: usize,
     /// Network training after each query: `refit` (--epochs passes over every label, continuing from
     /// the current weights) or `online` (one Adam step on just the new batch; P2).
     #[arg(long, value_enum, default_value = "refit")]
@@ -230,6 +240,7 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
         },
         warmup: a.warmup,
         positive_class: a.positive_class,
+        image: ImageConfig { weights: a.weights, resolution: a.resolution, patches: a.patches },
         eval_at: a.eval_at,
         eval_every: a.eval_every,
         initial: a.initial,

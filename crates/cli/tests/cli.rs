@@ -285,3 +285,44 @@ fn warmup_queries_at_random_and_replay_needs_online_training() {
         "--replay", "5", "--out", d.join("bad").to_str().unwrap()]);
     assert!(!bad.status.success() && stderr(&bad).contains("--replay"), "{}", stderr(&bad));
 }
+
+#[test]
+fn aift_on_an_image_folder_reports_broken_files_by_name() {
+    let fm = repo().join("../shared/data/fashion-mnist/t10k-images-idx3-ubyte.gz");
+    let weights = repo().join("../shared/models/efficientnet-lite0.safetensors");
+    if !fm.exists() || !weights.exists() {
+        eprintln!("skipped: Fashion-MNIST or EfficientNet-Lite0 weights not found under ../shared");
+        return;
+    }
+    let d = scratch("aift");
+    let images = quarry_data::read_idx_images(&fm).unwrap();
+    let labels = quarry_data::read_idx_labels(&repo().join("../shared/data/fashion-mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
+    let names = ["tshirt", "trouser", "pullover"];
+    let mut count = [0; 3];
+    for (i, &l) in labels.iter().enumerate() {
+        let c = l as usize;
+        if c >= 3 || count[c] >= 12 {
+            continue;
+        }
+        count[c] += 1;
+        let dir = d.join("img").join(names[c]);
+        std::fs::create_dir_all(&dir).unwrap();
+        let px: Vec<u8> = images.row(i).iter().map(|&v| v as u8).collect();
+        image::GrayImage::from_raw(28, 28, px).unwrap().save(dir.join(format!("{i:05}.png"))).unwrap();
+    }
+    std::fs::write(d.join("img/pullover/broken.png"), "not a png").unwrap();
+    let out = d.join("out");
+    let o = quarry(&[
+        "simulate", "--data", d.join("img").to_str().unwrap(), "--test-fraction", "0.3", "--model", "efficientnet-lite0",
+        "--weights", weights.to_str().unwrap(), "--resolution", "64", "--patches", "4", "--strategy", "aift,random",
+        "--initial", "6", "--batch", "6", "--budget", "12", "--seeds", "1", "--quiet", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("broken.png"), "{}", stderr(&o));
+    let rows = std::fs::read_to_string(out.join("curves.csv")).unwrap();
+    assert_eq!(rows.lines().filter(|l| l.starts_with("aift,")).count(), 2);
+    // AIFT without an image model is a clear error.
+    let bad = quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "aift", "--budget", "20",
+        "--quiet", "--out", d.join("bad").to_str().unwrap()]);
+    assert!(!bad.status.success() && stderr(&bad).contains("augmented patches"), "{}", stderr(&bad));
+}

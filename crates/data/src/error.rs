@@ -173,7 +173,7 @@ pub enum DataError {
     },
 
     /// A directory was given; image folders come in a later version.
-    #[error("{}: image folders are not supported yet", .path.display())]
+    #[error("{}: is a folder; image folders are read by scan_image_folder (quarry simulate: --model efficientnet-lite0)", .path.display())]
     Directory { path: PathBuf },
 
     /// The test fraction of a split is outside (0, 1).
@@ -191,6 +191,14 @@ pub enum DataError {
         label: u32,
         n_classes: usize,
     },
+
+    /// A class sub-folder of an image folder that holds no .png/.jpg/.jpeg file.
+    #[error("{}: class '{class}' has no images (expected .png, .jpg or .jpeg files)", .path.display())]
+    ClassWithoutImages { path: PathBuf, class: String },
+
+    /// An image folder with no image files and no class sub-folders.
+    #[error("{}: no images found (expected .png, .jpg or .jpeg files, or one sub-folder per class)", .path.display())]
+    NoImages { path: PathBuf },
 
     /// The assembled dataset was rejected by quarry-core (a bug here, kept as an error anyway).
     #[error("{}: {error}", .path.display())]

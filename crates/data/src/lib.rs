@@ -23,3 +23,5 @@ pub use error::{DataError, Result};
 pub use idx::{idx_labels_path, load_idx, read_idx_images, read_idx_labels};
 pub use load::{DataFormat, detect_format, load};
 pub use split::stratified_split;
+pub mod image_folder;
+pub use image_folder::{ImageFolder, Skipped, decode_all, is_image_file, scan_image_folder};

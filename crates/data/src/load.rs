@@ -137,7 +137,7 @@ mod tests {
 
         let msg = load(dir.path(), None, None, None).unwrap_err().to_string();
         assert!(
-            msg.ends_with("image folders are not supported yet"),
+            msg.contains("is a folder"),
             "{msg}"
         );
 

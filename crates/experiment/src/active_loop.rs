@@ -2,6 +2,7 @@
 //! pool → learner scores → strategy selects → oracle labels → learner updates → metrics.
 
 use crate::metrics;
+use crate::images::AugmentedPatches;
 use crate::stopping::BudgetRule;
 use quarry_core::{
     Dataset, Learner, Matrix, Needs, Oracle, Pool, Probabilities, QueryContext, Result, RoundRecord, SampleId, Scores,
@@ -21,6 +22,7 @@ pub mod streams {
     pub const STOP_SET: u64 = 5;
     /// Per round: `(REPLAY << 32) | round`.
     pub const REPLAY: u64 = 6;
+    pub const PATCHES: u64 = 7;
 }
 
 /// Size of the stop set of the stabilizing-predictions rule (Bloodgood & Vijay-Shanker use a
@@ -124,6 +126,8 @@ pub struct ActiveLoop<'a> {
     eval: EvalSchedule,
     /// Whether class 1 is the positive class of a one-vs-rest run (its recall is recorded).
     positive_class: bool,
+    /// Predicts augmented patches of candidates (image pools; AIFT).
+    patches: Option<&'a AugmentedPatches>,
     state: LoopState,
 }
 
@@ -201,7 +205,13 @@ impl<'a> ActiveLoop<'a> {
         } else {
             Vec::new()
         };
-        ActiveLoop { pool_data, test, learner, strategy, oracle, stopping, needs, stop_set, settings, eval: EvalSchedule::every_round(), positive_class: false, state }
+        ActiveLoop { pool_data, test, learner, strategy, oracle, stopping, needs, stop_set, settings, eval: EvalSchedule::every_round(), positive_class: false, patches: None, state }
+    }
+
+    /// Let strategies that read augmented patches (AIFT) have them.
+    pub fn with_patches(mut self, patches: &'a AugmentedPatches) -> Self {
+        self.patches = Some(patches);
+        self
     }
 
     /// Record the recall of class 1 (a one-vs-rest run).
@@ -403,6 +413,17 @@ impl<'a> ActiveLoop<'a> {
         }
         if needs.pool_embeddings {
             scores.pool_embeddings = Some(self.learner.embed(&rows(&self.state.pool.unlabeled()))?);
+        }
+        if needs.patches {
+            let p = self.patches.ok_or_else(|| {
+                quarry_core::Error::Other(format!(
+                    "strategy {} needs augmented patches of each candidate: give an image folder as --data with --model efficientnet-lite0",
+                    self.strategy.name()
+                ))
+            })?;
+            let rows: Vec<usize> = candidates.iter().map(|id| id.index()).collect();
+            let seed = self.settings.seed ^ ((streams::PATCHES << 32) | round as u64);
+            scores.patches = Some(p.probabilities(self.learner.as_ref(), &rows, seed).map_err(|e| quarry_core::Error::Other(e.to_string()))?);
         }
         if needs.gradient_embeddings {
             scores.gradient_embeddings = Some(self.learner.gradient_embedding(&cand_x)?);

@@ -55,6 +55,9 @@ pub struct ExperimentConfig {
     /// One-vs-rest: class with this label value becomes class 1, every other class 0.
     #[serde(default)]
     pub positive_class: Option<String>,
+    /// Image pools: the pretrained backbone's weights, working resolution and AIFT patches per candidate.
+    #[serde(default)]
+    pub image: ImageConfig,
     pub initial: usize,
     pub batch: usize,
     pub budget: usize,
@@ -78,6 +81,22 @@ pub struct ExperimentConfig {
     /// ... and at every multiple of this many labels. Neither given: every round.
     #[serde(default)]
     pub eval_every: Option<usize>,
+}
+
+/// Image folders with a pretrained backbone (`--model efficientnet-lite0`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    pub weights: Option<PathBuf>,
+    /// Images (and patches) are resized to this square size before the backbone.
+    pub resolution: usize,
+    /// Augmented patches per candidate (AIFT's m).
+    pub patches: usize,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        ImageConfig { weights: None, resolution: 96, patches: 8 }
+    }
 }
 
 /// How a neural learner trains.
@@ -116,6 +135,7 @@ pub struct RunIdentity {
     pub c: f64,
     pub net: NetConfig,
     pub positive_class: Option<String>,
+    pub image: ImageConfig,
     pub initial: usize,
     pub batch: usize,
     pub candidates: Option<usize>,
@@ -125,7 +145,7 @@ pub struct RunIdentity {
     pub eval_every: Option<usize>,
 }
 
-pub const MODELS: &[&str] = &["logreg", "lenet5", "mlp"];
+pub const MODELS: &[&str] = &["logreg", "lenet5", "mlp", "efficientnet-lite0"];
 
 impl ExperimentConfig {
     pub fn identity(&self) -> RunIdentity {
@@ -137,6 +157,7 @@ impl ExperimentConfig {
             c: self.c,
             net: self.net.clone(),
             positive_class: self.positive_class.clone(),
+            image: self.image.clone(),
             initial: self.initial,
             batch: self.batch,
             candidates: self.candidates,
@@ -147,8 +168,9 @@ impl ExperimentConfig {
         }
     }
 
+    /// A network trained by quarry (LeNet-5, MLP).
     pub fn is_network(&self) -> bool {
-        self.model != "logreg"
+        self.model == "lenet5" || self.model == "mlp"
     }
 
     /// Checks every flag before any file is read or written.
@@ -176,6 +198,12 @@ impl ExperimentConfig {
         }
         if !(0.0..1.0).contains(&self.net.dropout) {
             return Err(ExperimentError::flag("--dropout", format!("must lie in [0, 1), got {}", self.net.dropout)));
+        }
+        if self.model == "efficientnet-lite0" && self.image.weights.is_none() {
+            return Err(ExperimentError::flag("--weights", "efficientnet-lite0 needs its weights file (safetensors)"));
+        }
+        if self.image.patches == 0 || self.image.resolution < 8 {
+            return Err(ExperimentError::flag("--patches", "patches must be ≥ 1 and --resolution ≥ 8"));
         }
         if self.eval_every == Some(0) {
             return Err(ExperimentError::flag("--eval-every", "must be at least 1"));
@@ -250,6 +278,7 @@ mod tests {
             c: 1.0,
             net: NetConfig::default(),
             positive_class: None,
+            image: ImageConfig::default(),
             initial: 10,
             batch: 10,
             budget: 100,

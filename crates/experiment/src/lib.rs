@@ -4,6 +4,7 @@
 pub mod active_loop;
 pub mod config;
 pub mod error;
+pub mod images;
 pub mod metrics;
 pub mod plot;
 pub mod report;
@@ -13,6 +14,6 @@ pub mod stopping;
 
 pub use active_loop::{ActiveLoop, LoopSettings, LoopState, StepOutcome};
 pub use stopping::{BudgetRule, parse_rules};
-pub use config::{DataSpec, ExperimentConfig, NetConfig, Scaling, TestSpec, parse_seeds};
+pub use config::{DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds};
 pub use error::{ExperimentError, Result};
 pub use simulate::{SimulationOutcome, simulate};

@@ -3,6 +3,7 @@
 
 use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, StepOutcome, initial_set};
 use crate::config::{ExperimentConfig, Scaling, TestSpec};
+use crate::images::{AugmentedPatches, ImageSet, load_image_folder};
 use crate::metrics;
 use crate::report::{self, RunResult};
 use crate::rundir::{FullPoolResult, RunDir};
@@ -11,7 +12,7 @@ use crate::{ExperimentError, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use quarry_core::{Dataset, GroundTruthOracle, Learner, StopReason, Strategy};
 use quarry_models::nn::OptimizerKind;
-use quarry_models::{Committee, LogisticRegressionLearner, LogisticRegressionParams, NetParams};
+use quarry_models::{Committee, EfficientNetLite0, LogisticRegressionLearner, LogisticRegressionParams, NetParams};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,17 +25,29 @@ pub struct LoadedData {
     pub test: Option<Dataset>,
     /// The scaling the config's `Auto` resolved to.
     pub scaling: Scaling,
+    /// An image folder's decoded images and the backbone that embedded them.
+    pub images: Option<(Arc<ImageSet>, Arc<EfficientNetLite0>)>,
+    /// Files that could not be read (reported, left out).
+    pub skipped: Vec<quarry_data::Skipped>,
 }
 
 /// One seed's pool and test set, scaled.
 pub struct Prepared {
     pub pool: Dataset,
     pub test: Dataset,
+    /// Pool row → row of the loaded data.
+    pub origin: Vec<usize>,
 }
 
 /// Read the data (and test file) the config names; errors name the file and line.
 pub fn load_data(config: &ExperimentConfig) -> Result<LoadedData> {
     let spec = &config.data;
+    if spec.path.is_dir() {
+        return load_images(config);
+    }
+    if config.model == "efficientnet-lite0" {
+        return Err(ExperimentError::flag("--model", "efficientnet-lite0 reads an image folder as --data (one sub-folder per class)"));
+    }
     let mut data = quarry_data::load(&spec.path, spec.label_column.as_deref(), spec.labels.as_deref(), None)?;
     if let Some(n) = spec.pool_size {
         if n > data.len() {
@@ -68,7 +81,26 @@ pub fn load_data(config: &ExperimentConfig) -> Result<LoadedData> {
         },
         s => s,
     };
-    Ok(LoadedData { data, test, scaling })
+    Ok(LoadedData { data, test, scaling, images: None, skipped: Vec::new() })
+}
+
+/// An image folder: decoded (unreadable files reported on stderr by name and skipped) and embedded
+/// once by the pretrained backbone.
+fn load_images(config: &ExperimentConfig) -> Result<LoadedData> {
+    let spec = &config.data;
+    if config.model != "efficientnet-lite0" {
+        return Err(ExperimentError::flag("--model", format!("an image folder needs --model efficientnet-lite0, not {}", config.model)));
+    }
+    if let TestSpec::File { .. } = config.test {
+        return Err(ExperimentError::flag("--test", "with an image folder, hold out a test set with --test-fraction"));
+    }
+    let weights = config.image.weights.as_ref().expect("validated");
+    let model = Arc::new(EfficientNetLite0::load(weights).map_err(|e| ExperimentError::flag("--weights", e.to_string()))?);
+    let (data, images, skipped) = load_image_folder(&spec.path, &model, config.image.resolution)?;
+    for s in &skipped {
+        eprintln!("warning: {s}");
+    }
+    Ok(LoadedData { data, test: None, scaling: Scaling::None, images: Some((Arc::new(images), model)), skipped })
 }
 
 /// Relabel to two classes: `positive` → 1 ("x"), everything else → 0 ("not-x").
@@ -86,12 +118,12 @@ fn one_vs_rest(mut d: Dataset, positive: &str, path: &Path) -> Result<Dataset> {
 
 /// Split (stratified, with the seed) unless a test file was given, then scale.
 pub fn prepare(loaded: &LoadedData, config: &ExperimentConfig, seed: u64) -> Result<Prepared> {
-    let (mut pool, mut test) = match (&loaded.test, &config.test) {
-        (Some(test), _) => (loaded.data.clone(), test.clone()),
+    let (mut pool, mut test, origin) = match (&loaded.test, &config.test) {
+        (Some(test), _) => (loaded.data.clone(), test.clone(), (0..loaded.data.len()).collect()),
         (None, TestSpec::Fraction(f)) => {
             let d = &loaded.data;
             let (p, t) = quarry_data::stratified_split(&d.labels, d.n_classes(), *f, seed)?;
-            (d.subset(&p), d.subset(&t))
+            (d.subset(&p), d.subset(&t), p)
         }
         (None, TestSpec::File { .. }) => unreachable!("load_data reads the test file"),
     };
@@ -107,7 +139,7 @@ pub fn prepare(loaded: &LoadedData, config: &ExperimentConfig, seed: u64) -> Res
         }
         Scaling::None | Scaling::Auto => {}
     }
-    Ok(Prepared { pool, test })
+    Ok(Prepared { pool, test, origin })
 }
 
 /// The model `--model` names, for data of `dim` features and `classes` classes.
@@ -132,7 +164,8 @@ fn base_learner(config: &ExperimentConfig, dim: usize, classes: usize, seed: u64
             net(NetParams::lenet5(classes))
         }
         "mlp" => net(NetParams::mlp(dim, n.hidden, classes)),
-        // `validate` admits only known models.
+        // `validate` admits only known models; logreg, and efficientnet-lite0's new softmax head on the
+        // frozen backbone's features (warm-started each round: incremental fine-tuning of the head).
         _ => Ok(Box::new(LogisticRegressionLearner::new(LogisticRegressionParams::new().c(config.c)))),
     }
 }
@@ -209,7 +242,7 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
             })
         },
         || -> Result<Vec<RunResult>> {
-            jobs.par_iter().map(|(name, seed)| run_one(&dir, config, &prepared[seed], name, *seed, &bar)).collect()
+            jobs.par_iter().map(|(name, seed)| run_one(&dir, config, &loaded, &prepared[seed], name, *seed, &bar)).collect()
         },
     );
     let (full_pool, runs) = (full_pool?, runs?);
@@ -238,7 +271,15 @@ fn full_pool_accuracy(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, see
     Ok(r)
 }
 
-fn run_one(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, name: &str, seed: u64, bar: &ProgressBar) -> Result<RunResult> {
+fn run_one(
+    dir: &RunDir,
+    config: &ExperimentConfig,
+    loaded: &LoadedData,
+    p: &Prepared,
+    name: &str,
+    seed: u64,
+    bar: &ProgressBar,
+) -> Result<RunResult> {
     let wrap = |source: quarry_core::Error| ExperimentError::Run { strategy: name.to_string(), seed, source };
     let strategy = quarry_strategies::by_name_with(name, &config.options).expect("validated");
     let settings = LoopSettings {
@@ -254,6 +295,13 @@ fn run_one(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, name: &str, se
     let schedule = EvalSchedule { at: config.eval_at.clone(), every: config.eval_every };
     let positive = config.positive_class.is_some();
 
+    let patches = loaded.images.as_ref().map(|(images, model)| AugmentedPatches {
+        model: model.clone(),
+        images: images.clone(),
+        origin: p.origin.clone(),
+        patches: config.image.patches,
+        resolution: config.image.resolution,
+    });
     let oracle = Box::new(GroundTruthOracle::new(&p.pool.labels));
     let mut lp = match dir.load_run(name, seed)? {
         Some((state, checkpoint)) => {
@@ -276,6 +324,9 @@ fn run_one(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, name: &str, se
         }
     };
     lp = lp.with_eval_schedule(schedule);
+    if let Some(patches) = &patches {
+        lp = lp.with_patches(patches);
+    }
     if positive {
         lp = lp.with_positive_class();
     }

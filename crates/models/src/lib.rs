@@ -18,3 +18,7 @@ pub use efficientnet::{EfficientNetError, EfficientNetLite0, predict_top_k};
 pub mod nn;
 pub use nn::{NetLearner, NetParams, NetSpec};
 pub use efficientnet::ImagePrediction;
+pub mod effnet_train;
+pub use effnet_train::{BatchNormMode, EfficientNetTrainer, Head, TrainerParams};
+pub mod feature_cache;
+pub use feature_cache::{BuildReport, CacheWriter, FeatureCache, FeatureCacheError};

@@ -1,0 +1,97 @@
+//! Image folders as pools for a pretrained CNN (AIFT's setting).
+//!
+//! The frozen EfficientNet-Lite0 backbone embeds every image once (its 1280-d pooled features
+//! become the dataset's features, so the classical strategies and a softmax head work on them),
+//! and [`AugmentedPatches`] predicts `m` augmented patches of each candidate for AIFT: seeded
+//! crops at several scales and positions with horizontal flips, each resized to the working
+//! resolution, embedded by the backbone and classified by the current head.
+
+use crate::{ExperimentError, Result};
+use image::DynamicImage;
+use quarry_core::{Dataset, Learner, Matrix, McSamples, Probabilities, seeded_rng};
+use quarry_data::{Skipped, decode_all, scan_image_folder};
+use quarry_models::EfficientNetLite0;
+use quarry_models::imagenet_input::{decode_image, preprocess};
+use rand::Rng;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Decoded images of a folder, row `i` of the dataset being image `i`.
+pub struct ImageSet {
+    pub images: Vec<DynamicImage>,
+    pub files: Vec<PathBuf>,
+}
+
+/// Images embedded per backbone call: bounds memory whatever the folder size.
+const EMBED_BATCH: usize = 32;
+
+/// Embed `images` at `resolution` × `resolution`, `[n, 1280]`.
+pub fn embed_images(model: &EfficientNetLite0, images: &[&DynamicImage], resolution: usize) -> Result<Matrix> {
+    let mut rows = Vec::with_capacity(images.len() * quarry_models::efficientnet::FEATURE_DIM);
+    for chunk in images.chunks(EMBED_BATCH) {
+        let mut input = Vec::with_capacity(chunk.len() * 3 * resolution * resolution);
+        for img in chunk {
+            input.extend(preprocess(img, resolution));
+        }
+        let f = model
+            .embed(&input, [chunk.len(), 3, resolution, resolution])
+            .map_err(|e| ExperimentError::flag("--model", e.to_string()))?;
+        rows.extend_from_slice(f.as_slice());
+    }
+    Ok(Matrix::new(rows, images.len(), quarry_models::efficientnet::FEATURE_DIM)?)
+}
+
+/// Read a folder with one sub-folder per class: unreadable images are reported by name and left
+/// out, never aborting the run.
+pub fn load_image_folder(dir: &Path, model: &EfficientNetLite0, resolution: usize) -> Result<(Dataset, ImageSet, Vec<Skipped>)> {
+    let folder = scan_image_folder(dir)?;
+    let labels = folder.labels.clone().ok_or_else(|| {
+        ExperimentError::flag("--data", format!("{}: a simulation needs one sub-folder per class (this folder is flat)", dir.display()))
+    })?;
+    let (decoded, skipped) = decode_all(&folder.files, decode_image);
+    let files: Vec<PathBuf> = decoded.iter().map(|(i, _)| folder.files[*i].clone()).collect();
+    let y: Vec<u32> = decoded.iter().map(|(i, _)| labels[*i]).collect();
+    let images: Vec<DynamicImage> = decoded.into_iter().map(|(_, img)| img).collect();
+    let refs: Vec<&DynamicImage> = images.iter().collect();
+    let features = embed_images(model, &refs, resolution)?;
+    let data = Dataset::new(features, y, folder.class_names.clone())?;
+    Ok((data, ImageSet { images, files }, skipped))
+}
+
+/// Predicts augmented patches of pool samples for AIFT.
+pub struct AugmentedPatches {
+    pub model: Arc<EfficientNetLite0>,
+    pub images: Arc<ImageSet>,
+    /// Pool row → image index.
+    pub origin: Vec<usize>,
+    pub patches: usize,
+    pub resolution: usize,
+}
+
+impl AugmentedPatches {
+    /// Patch `t` of image `img`: a crop of 60–100 % of the shorter side at a random position,
+    /// flipped horizontally half the time, drawn from `(seed, image, t)` so it is reproducible.
+    fn patch(&self, img: &DynamicImage, image_index: usize, t: usize, seed: u64) -> DynamicImage {
+        let mut rng = seeded_rng(seed ^ ((image_index as u64) << 20), 0xA1F7_0000 | t as u64);
+        let (w, h) = (img.width(), img.height());
+        let side = ((w.min(h) as f64) * rng.random_range(0.6..=1.0)).round().max(1.0) as u32;
+        let x = rng.random_range(0..=w - side.min(w));
+        let y = rng.random_range(0..=h - side.min(h));
+        let crop = img.crop_imm(x, y, side.min(w), side.min(h));
+        if rng.random_bool(0.5) { crop.fliph() } else { crop }
+    }
+
+    /// `[patches, rows, classes]`: the head's probabilities of each augmented patch.
+    pub fn probabilities(&self, head: &dyn Learner, rows: &[usize], seed: u64) -> Result<McSamples> {
+        let mut draws = Vec::with_capacity(self.patches);
+        for t in 0..self.patches {
+            let crops: Vec<DynamicImage> =
+                rows.iter().map(|&r| self.patch(&self.images.images[self.origin[r]], self.origin[r], t, seed)).collect();
+            let refs: Vec<&DynamicImage> = crops.iter().collect();
+            let features = embed_images(&self.model, &refs, self.resolution)?;
+            let p: Probabilities = head.predict_proba(&features)?;
+            draws.push(p);
+        }
+        Ok(McSamples::from_draws(&draws)?)
+    }
+}
