@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use quarry_experiment::{DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds, simulate};
+use quarry_experiment::{ColdStart, DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds, simulate};
 use quarry_strategies::StrategyOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +44,12 @@ struct PredictArgs {
     /// PNG or JPEG images.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ColdStartArg {
+    Random,
+    KmeansPp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -127,6 +133,10 @@ struct SimulateArgs {
     /// Online mode: replay this many earlier labels (drawn at random) with each new batch.
     #[arg(long, default_value_t = 0)]
     replay: usize,
+    /// How the initial set is drawn: `random`, or `kmeans-pp` (k-means++ seeding in the feature /
+    /// embedding space: a diverse cold start).
+    #[arg(long, value_enum, default_value = "random")]
+    cold_start: ColdStartArg,
     /// Random warm start: query at random until N labels, then use the strategy (a cold-start fix).
     #[arg(long, value_name = "N", default_value_t = 0)]
     warmup: usize,
@@ -239,6 +249,10 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             replay: a.replay,
         },
         warmup: a.warmup,
+        cold_start: match a.cold_start {
+            ColdStartArg::Random => ColdStart::Random,
+            ColdStartArg::KmeansPp => ColdStart::KmeansPp,
+        },
         positive_class: a.positive_class,
         image: ImageConfig { weights: a.weights, resolution: a.resolution, patches: a.patches },
         eval_at: a.eval_at,

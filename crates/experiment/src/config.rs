@@ -66,6 +66,9 @@ pub struct ExperimentConfig {
     /// Random warm start: query at random until this many labels, then use the strategy.
     #[serde(default)]
     pub warmup: usize,
+    /// How the initial set is drawn.
+    #[serde(default)]
+    pub cold_start: ColdStart,
     pub strategies: Vec<String>,
     /// Parameters of the strategies (β, committee size, MC passes, pre-filter).
     pub options: StrategyOptions,
@@ -81,6 +84,17 @@ pub struct ExperimentConfig {
     /// ... and at every multiple of this many labels. Neither given: every round.
     #[serde(default)]
     pub eval_every: Option<usize>,
+}
+
+/// How the initial labeled set is chosen (the same set for every strategy of a seed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ColdStart {
+    /// Uniformly at random.
+    #[default]
+    Random,
+    /// k-means++ seeding in the feature / embedding space: spread over the pool.
+    KmeansPp,
 }
 
 /// Image folders with a pretrained backbone (`--model efficientnet-lite0`).
@@ -140,6 +154,7 @@ pub struct RunIdentity {
     pub batch: usize,
     pub candidates: Option<usize>,
     pub warmup: usize,
+    pub cold_start: ColdStart,
     pub options: StrategyOptions,
     pub eval_at: Vec<usize>,
     pub eval_every: Option<usize>,
@@ -162,6 +177,7 @@ impl ExperimentConfig {
             batch: self.batch,
             candidates: self.candidates,
             warmup: self.warmup,
+            cold_start: self.cold_start,
             options: self.options.clone(),
             eval_at: self.eval_at.clone(),
             eval_every: self.eval_every,
@@ -284,6 +300,7 @@ mod tests {
             budget: 100,
             candidates: None,
             warmup: 0,
+            cold_start: ColdStart::Random,
             strategies: vec!["random".into(), "margin".into()],
             options: StrategyOptions::default(),
             seeds: vec![0, 1],

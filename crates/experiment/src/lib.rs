@@ -14,6 +14,6 @@ pub mod stopping;
 
 pub use active_loop::{ActiveLoop, LoopSettings, LoopState, StepOutcome};
 pub use stopping::{BudgetRule, parse_rules};
-pub use config::{DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds};
+pub use config::{ColdStart, DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds};
 pub use error::{ExperimentError, Result};
 pub use simulate::{SimulationOutcome, simulate};

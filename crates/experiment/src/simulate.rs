@@ -1,8 +1,8 @@
 //! A whole simulation: every strategy × every seed, each run in its own [`ActiveLoop`] with a
 //! ground-truth oracle, resumable from its run directory, then the reports.
 
-use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, StepOutcome, initial_set};
-use crate::config::{ExperimentConfig, Scaling, TestSpec};
+use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, StepOutcome, initial_set, initial_set_kmeanspp};
+use crate::config::{ColdStart, ExperimentConfig, Scaling, TestSpec};
 use crate::images::{AugmentedPatches, ImageSet, load_image_folder};
 use crate::metrics;
 use crate::report::{self, RunResult};
@@ -317,7 +317,11 @@ fn run_one(
             ActiveLoop::resume(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, parse_rules(&config.stop)?, state)
         }
         None => {
-            let initial = initial_set(&p.pool.labels, config.initial, seed).map_err(wrap)?;
+            let initial = match config.cold_start {
+                ColdStart::Random => initial_set(&p.pool.labels, config.initial, seed),
+                ColdStart::KmeansPp => initial_set_kmeanspp(&p.pool.features, &p.pool.labels, config.initial, seed),
+            }
+            .map_err(wrap)?;
             let l = learner_for(config, p, strategy.as_ref(), seed)?;
             ActiveLoop::new(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, parse_rules(&config.stop)?, &initial)
                 .map_err(wrap)?
