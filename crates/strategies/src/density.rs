@@ -250,13 +250,11 @@ pub fn greedy_max_cover(cands: &Matrix, pool: &Matrix, k: usize, rng: &mut Quarr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{ids, prob_rows};
     use crate::EntropySampling;
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
-    use quarry_core::{Probabilities, SampleId, seeded_rng};
+    use quarry_core::{Probabilities, seeded_rng};
 
-    fn ids(n: usize) -> Vec<SampleId> {
-        (0..n).map(SampleId::from).collect()
-    }
 
     fn scores(probs: &[&[f32]], emb: Matrix, pool: Matrix) -> Scores {
         Scores { probabilities: Some(Probabilities::from_rows(probs).unwrap()), embeddings: Some(emb), pool_embeddings: Some(pool), ..Default::default() }
@@ -314,17 +312,6 @@ mod tests {
         assert!(InformationDensity::new(-1.0).is_err() && InformationDensity::new(f64::NAN).is_err());
     }
 
-    fn prob_rows(n: usize, c: usize) -> impl proptest::strategy::Strategy<Value = Vec<Vec<f32>>> {
-        use proptest::strategy::Strategy as _;
-        proptest::collection::vec(proptest::collection::vec(0.001f32..1.0, c), n).prop_map(|rows| {
-            rows.into_iter()
-                .map(|r| {
-                    let s: f32 = r.iter().sum();
-                    r.into_iter().map(|v| v / s).collect()
-                })
-                .collect()
-        })
-    }
 
     proptest! {
         /// β = 0 is entropy sampling: the same batch for the same seed.

@@ -916,17 +916,11 @@ impl Strategy for ClassBalancedMargin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{ids, matrix, prob_rows};
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
     use quarry_core::seeded_rng;
 
-    fn ids(n: usize) -> Vec<SampleId> {
-        (0..n).map(SampleId::from).collect()
-    }
 
-    fn matrix(rows: &[&[f32]]) -> Matrix {
-        let cols = rows.first().map_or(0, |r| r.len());
-        Matrix::new(rows.concat(), rows.len(), cols).unwrap()
-    }
 
     fn line(xs: &[f32]) -> Matrix {
         Matrix::new(xs.to_vec(), xs.len(), 1).unwrap()
@@ -1267,17 +1261,6 @@ mod tests {
         assert!(DiverseMiniBatch::new(0).is_err());
     }
 
-    fn prob_rows(n: usize, c: usize) -> impl proptest::strategy::Strategy<Value = Vec<Vec<f32>>> {
-        use proptest::strategy::Strategy as _;
-        proptest::collection::vec(proptest::collection::vec(0.001f32..1.0, c), n).prop_map(|rows| {
-            rows.into_iter()
-                .map(|r| {
-                    let s: f32 = r.iter().sum();
-                    r.into_iter().map(|v| v / s).collect()
-                })
-                .collect()
-        })
-    }
 
     proptest! {
         /// Distinct picks, all among the prefilter × k most uncertain, reproducible from the seed,

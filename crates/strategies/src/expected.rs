@@ -769,35 +769,18 @@ pub(crate) fn entries() -> Vec<crate::Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{ids, matrix, prob_rows};
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
     use quarry_core::{SampleId, Scores, seeded_rng};
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn ids(n: usize) -> Vec<SampleId> {
-        (0..n).map(SampleId::from).collect()
-    }
 
-    fn matrix(rows: &[&[f32]]) -> Matrix {
-        let cols = rows.first().map_or(0, |r| r.len());
-        Matrix::new(rows.concat(), rows.len(), cols).unwrap()
-    }
 
     fn picks(q: &Query) -> Vec<u32> {
         q.ids().iter().map(|i| i.0).collect()
     }
 
-    fn prob_rows(n: usize, k: usize) -> impl proptest::strategy::Strategy<Value = Vec<Vec<f32>>> {
-        use proptest::strategy::Strategy as _;
-        proptest::collection::vec(proptest::collection::vec(0.001f32..1.0, k), n).prop_map(|rows| {
-            rows.into_iter()
-                .map(|r| {
-                    let s: f32 = r.iter().sum();
-                    r.into_iter().map(|v| v / s).collect()
-                })
-                .collect()
-        })
-    }
 
     fn probs_of(rows: &[Vec<f32>]) -> Probabilities {
         Probabilities::from_rows(&rows.iter().map(|r| r.as_slice()).collect::<Vec<_>>()).unwrap()

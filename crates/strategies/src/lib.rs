@@ -15,6 +15,8 @@ pub mod options;
 pub mod random;
 pub mod registry;
 pub mod select;
+#[cfg(test)]
+mod test_support;
 pub mod uncertainty;
 
 pub use random::RandomSampling;

@@ -29,11 +29,9 @@ pub fn top_k(candidates: &[SampleId], scores: &[f64], k: usize, rng: &mut Quarry
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::ids;
     use quarry_core::seeded_rng;
 
-    fn ids(n: usize) -> Vec<SampleId> {
-        (0..n).map(SampleId::from).collect()
-    }
 
     #[test]
     fn picks_highest_first() {

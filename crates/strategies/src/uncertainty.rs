@@ -119,6 +119,7 @@ pub(crate) fn entries() -> Vec<crate::Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::prob_rows;
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
     use quarry_core::{Probabilities, SampleId, Scores, seeded_rng};
 
@@ -157,17 +158,6 @@ mod tests {
         assert!(err.to_string().contains("margin"));
     }
 
-    fn prob_rows(n: usize, k: usize) -> impl proptest::strategy::Strategy<Value = Vec<Vec<f32>>> {
-        use proptest::strategy::Strategy as _;
-        proptest::collection::vec(proptest::collection::vec(0.001f32..1.0, k), n).prop_map(|rows| {
-            rows.into_iter()
-                .map(|r| {
-                    let s: f32 = r.iter().sum();
-                    r.into_iter().map(|v| v / s).collect()
-                })
-                .collect()
-        })
-    }
 
     proptest! {
         /// Each strategy's first pick is a candidate with the extreme value of its criterion,
