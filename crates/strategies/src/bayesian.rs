@@ -10,7 +10,7 @@
 //! Reductions over draws are spelled out in each score function; the score-then-rank strategies
 //! share [`top_k`].
 
-use crate::select::top_k;
+use crate::select::scored_strategy;
 use crate::uncertainty::entropy_score;
 use quarry_core::{Error, McSamples, Needs, Pick, QuarryRng, Query, QueryContext, Result, Strategy};
 use rand::Rng;
@@ -98,47 +98,43 @@ pub fn mean_std_scores(mc: &McSamples) -> Vec<f64> {
         .collect()
 }
 
-macro_rules! mc_strategy {
-    ($(#[$doc:meta])* $ty:ident, $name:literal, $scores:path) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, Default)]
-        pub struct $ty;
 
-        impl Strategy for $ty {
-            fn name(&self) -> &str {
-                $name
-            }
-            fn needs(&self) -> Needs {
-                Needs { mc_samples: true, ..Needs::NOTHING }
-            }
-            fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
-                let mc = checked_samples(ctx, $name)?;
-                Ok(top_k(ctx.candidates, &$scores(mc), k, rng))
-            }
-        }
-    };
-}
-
-mc_strategy!(
+scored_strategy!(
     /// BALD, Bayesian active learning by disagreement (Houlsby et al. 2011; with MC dropout, Gal,
     /// Islam & Ghahramani 2017): the candidates whose label would tell most about the model
     /// parameters first — high total uncertainty that the draws disagree on, not noise every draw
     /// sees. Assumes the T draws are samples from an approximate posterior (dropout kept on at
     /// prediction time, or an ensemble). Scores each candidate alone, so a batch may hold
     /// near-duplicates; see [`BatchBald`].
-    Bald, "bald", bald_scores);
-mc_strategy!(
+    Bald,
+    "bald",
+    Needs { mc_samples: true, ..Needs::NOTHING },
+    |ctx, name| bald_scores(checked_samples(ctx, name)?)
+);
+scored_strategy!(
     /// Variation ratios (Freeman 1965; Gal et al. 2017): the candidates whose draws disagree most
     /// on the predicted class first. Reads only the draws' hard votes.
-    VariationRatios, "variation-ratios", variation_ratio_scores);
-mc_strategy!(
+    VariationRatios,
+    "variation-ratios",
+    Needs { mc_samples: true, ..Needs::NOTHING },
+    |ctx, name| variation_ratio_scores(checked_samples(ctx, name)?)
+);
+scored_strategy!(
     /// Mean standard deviation (Kampffmeyer et al., CVPR workshops 2016; Gal et al. 2017): the
     /// candidates whose class probabilities vary most across draws first.
-    MeanStd, "mean-std", mean_std_scores);
-mc_strategy!(
+    MeanStd,
+    "mean-std",
+    Needs { mc_samples: true, ..Needs::NOTHING },
+    |ctx, name| mean_std_scores(checked_samples(ctx, name)?)
+);
+scored_strategy!(
     /// Max entropy of the MC-averaged prediction (Shannon 1948; Gal et al. 2017): the candidates
     /// with the highest total predictive uncertainty first, aleatoric or epistemic alike.
-    MaxEntropy, "max-entropy", max_entropy_scores);
+    MaxEntropy,
+    "max-entropy",
+    Needs { mc_samples: true, ..Needs::NOTHING },
+    |ctx, name| max_entropy_scores(checked_samples(ctx, name)?)
+);
 
 /// BatchBALD (Kirsch, van Amersfoort & Gal, NeurIPS 2019): greedily builds the batch that
 /// maximizes the joint mutual information

@@ -7,9 +7,9 @@
 //! Votes are the members' most probable classes, the lowest class index on exact ties (the
 //! [`Probabilities::argmax`] convention).
 
-use crate::select::top_k;
+use crate::select::scored_strategy;
 use crate::uncertainty::entropy_score;
-use quarry_core::{Error, Needs, Probabilities, QuarryRng, Query, QueryContext, Result, Strategy};
+use quarry_core::{Error, Needs, Probabilities, QueryContext, Result};
 
 /// The committee a strategy reads, checked: at least 2 members, each `[candidates, classes]` with
 /// the same number of classes.
@@ -137,59 +137,45 @@ fn score_votes(members: &[Probabilities], score: fn(&[u32]) -> f64) -> Vec<f64> 
     vote_counts(members).chunks_exact(classes).map(score).collect()
 }
 
-/// Checks the committee, scores every candidate and takes the top `k`.
-fn select_by(
-    name: &str,
-    ctx: &QueryContext<'_>,
-    k: usize,
-    rng: &mut QuarryRng,
-    scores: impl FnOnce(&[Probabilities]) -> Vec<f64>,
-) -> Result<Query> {
-    let members = checked_committee(ctx, name)?;
-    Ok(top_k(ctx.candidates, &scores(members), k, rng))
-}
 
-macro_rules! committee_strategy {
-    ($(#[$doc:meta])* $ty:ident, $name:literal, $scores:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, Default)]
-        pub struct $ty;
 
-        impl Strategy for $ty {
-            fn name(&self) -> &str {
-                $name
-            }
-            fn needs(&self) -> Needs {
-                Needs { committee: true, ..Needs::NOTHING }
-            }
-            fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
-                select_by($name, ctx, k, rng, $scores)
-            }
-        }
-    };
-}
-
-committee_strategy!(
+scored_strategy!(
     /// Query by committee with vote entropy (Dagan & Engelson, ICML 1995): the candidates whose
     /// members' hard votes are spread most evenly over the classes first. Assumes a committee of
     /// ≥ 2 members that are each a plausible hypothesis given the labels (e.g. bagged learners);
     /// it ignores how confident each vote is.
-    VoteEntropy, "qbc-vote-entropy", |m| score_votes(m, vote_entropy_score));
-committee_strategy!(
+    VoteEntropy,
+    "qbc-vote-entropy",
+    Needs { committee: true, ..Needs::NOTHING },
+    |ctx, name| score_votes(checked_committee(ctx, name)?, vote_entropy_score)
+);
+scored_strategy!(
     /// Query by committee with consensus entropy (Settles 2009 survey §3.2; modAL): the highest
     /// entropy of the members' averaged distribution first. Uses the soft probabilities, so it
     /// also picks candidates where every member is unsure although they agree.
-    ConsensusEntropy, "qbc-consensus-entropy", |m| score_rows(m, consensus_entropy_score));
-committee_strategy!(
+    ConsensusEntropy,
+    "qbc-consensus-entropy",
+    Needs { committee: true, ..Needs::NOTHING },
+    |ctx, name| score_rows(checked_committee(ctx, name)?, consensus_entropy_score)
+);
+scored_strategy!(
     /// Query by committee with KL-divergence to the mean (McCallum & Nigam, ICML 1998): the
     /// largest mean KL(p_m ‖ p̄) first — the members disagree, rather than all being unsure.
-    KlDisagreement, "qbc-kl", |m| score_rows(m, kl_disagreement_score));
-committee_strategy!(
+    KlDisagreement,
+    "qbc-kl",
+    Needs { committee: true, ..Needs::NOTHING },
+    |ctx, name| score_rows(checked_committee(ctx, name)?, kl_disagreement_score)
+);
+scored_strategy!(
     /// Query by bagging (Abe & Mamitsuka, ICML 1998): the committee is the learner trained on
     /// bootstrap resamples of the labeled set (the loop builds it so), and the candidates with the
     /// smallest vote margin — top vote count minus second, over the committee size — come first;
     /// the score is 1 − margin.
-    QueryByBagging, "query-by-bagging", |m| score_votes(m, vote_margin_score));
+    QueryByBagging,
+    "query-by-bagging",
+    Needs { committee: true, ..Needs::NOTHING },
+    |ctx, name| score_votes(checked_committee(ctx, name)?, vote_margin_score)
+);
 
 pub(crate) fn entries() -> Vec<crate::Entry> {
     vec![
@@ -231,6 +217,7 @@ pub(crate) fn entries() -> Vec<crate::Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quarry_core::Strategy;
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
     use quarry_core::{SampleId, Scores, seeded_rng};
 

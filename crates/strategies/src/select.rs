@@ -26,6 +26,37 @@ pub fn top_k(candidates: &[SampleId], scores: &[f64], k: usize, rng: &mut Quarry
     Query { picks: keyed.into_iter().map(|(s, _, i)| Pick { id: candidates[i], score: s }).collect() }
 }
 
+/// A strategy that scores every candidate on its own and takes the `k` best through `top_k`:
+/// `$scores` is an expression of `$ctx` (the query context) and `$name` (the strategy's name, for
+/// error messages) giving one number per candidate, higher = more wanted; it may use `?`.
+macro_rules! scored_strategy {
+    ($(#[$doc:meta])* $ty:ident, $strategy:literal, $needs:expr, |$ctx:ident, $name:ident| $scores:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $ty;
+
+        impl quarry_core::Strategy for $ty {
+            fn name(&self) -> &str {
+                $strategy
+            }
+            fn needs(&self) -> quarry_core::Needs {
+                $needs
+            }
+            fn select(
+                &self,
+                $ctx: &quarry_core::QueryContext<'_>,
+                k: usize,
+                rng: &mut quarry_core::QuarryRng,
+            ) -> quarry_core::Result<quarry_core::Query> {
+                let $name: &str = $strategy;
+                let scores: Vec<f64> = $scores;
+                Ok($crate::select::top_k($ctx.candidates, &scores, k, rng))
+            }
+        }
+    };
+}
+pub(crate) use scored_strategy;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,8 @@
 //! model is least sure about, read off its class probabilities `[n, classes]`.
 //! Each strategy is a score function (higher = more uncertain) plus the shared top-k selector.
 
-use crate::select::top_k;
-use quarry_core::{Needs, QuarryRng, Query, QueryContext, Result, Strategy};
+use crate::select::scored_strategy;
+use quarry_core::Needs;
 
 /// The two largest entries of a probability row.
 fn top_two(p: &[f32]) -> (f64, f64) {
@@ -44,40 +44,34 @@ pub fn confidence_gap_score(p: &[f32]) -> f64 {
     1.0 - (mx - mn)
 }
 
-macro_rules! uncertainty_strategy {
-    ($(#[$doc:meta])* $ty:ident, $name:literal, $score:path) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, Default)]
-        pub struct $ty;
-
-        impl Strategy for $ty {
-            fn name(&self) -> &str {
-                $name
-            }
-            fn needs(&self) -> Needs {
-                Needs::PROBABILITIES
-            }
-            fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
-                let probs = ctx.scores.probabilities($name)?;
-                let scores: Vec<f64> = probs.rows().map($score).collect();
-                Ok(top_k(ctx.candidates, &scores, k, rng))
-            }
-        }
-    };
-}
-
-uncertainty_strategy!(
+scored_strategy!(
     /// Least-confidence sampling: the smallest top probability first.
-    LeastConfidence, "least-confidence", least_confidence_score);
-uncertainty_strategy!(
+    LeastConfidence,
+    "least-confidence",
+    Needs::PROBABILITIES,
+    |ctx, name| ctx.scores.probabilities(name)?.rows().map(least_confidence_score).collect()
+);
+scored_strategy!(
     /// Margin sampling: the smallest gap between the two most likely classes first.
-    MarginSampling, "margin", margin_score);
-uncertainty_strategy!(
+    MarginSampling,
+    "margin",
+    Needs::PROBABILITIES,
+    |ctx, name| ctx.scores.probabilities(name)?.rows().map(margin_score).collect()
+);
+scored_strategy!(
     /// Entropy sampling: the highest predictive entropy first.
-    EntropySampling, "entropy", entropy_score);
-uncertainty_strategy!(
+    EntropySampling,
+    "entropy",
+    Needs::PROBABILITIES,
+    |ctx, name| ctx.scores.probabilities(name)?.rows().map(entropy_score).collect()
+);
+scored_strategy!(
     /// Confidence-gap sampling: the smallest max − min probability first (the P2 demo's rule).
-    ConfidenceGap, "confidence-gap", confidence_gap_score);
+    ConfidenceGap,
+    "confidence-gap",
+    Needs::PROBABILITIES,
+    |ctx, name| ctx.scores.probabilities(name)?.rows().map(confidence_gap_score).collect()
+);
 
 pub(crate) fn entries() -> Vec<crate::Entry> {
     vec![
@@ -119,6 +113,7 @@ pub(crate) fn entries() -> Vec<crate::Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quarry_core::{QueryContext, Strategy};
     use crate::test_support::prob_rows;
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
     use quarry_core::{Probabilities, SampleId, Scores, seeded_rng};
