@@ -8,7 +8,7 @@
 //! Notation: p_t = p(y | x, ω_t) is draw t's distribution for a candidate, p̄ = (1/T) Σ_t p_t the
 //! predictive mean (as [`McSamples::mean`] computes it), H the Shannon entropy in nats.
 //! Reductions over draws are spelled out in each score function; the score-then-rank strategies
-//! share [`top_k`].
+//! share [`top_k`](crate::select::top_k).
 
 use crate::select::scored_strategy;
 use crate::uncertainty::entropy_score;
