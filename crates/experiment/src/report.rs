@@ -194,13 +194,7 @@ pub fn summarize(runs: &[RunResult], full: &[FullPoolResult], config: &Experimen
     let random_b = balanced.get("random");
     let target_b = random_b.and_then(|r| r.final_mean());
     let full_target = (!full.is_empty()).then(|| 0.98 * metrics::mean(&full.iter().map(|f| f.accuracy).collect::<Vec<_>>()));
-    let mut order: Vec<&str> = Vec::new();
-    for run in runs {
-        if !order.contains(&run.strategy.as_str()) {
-            order.push(&run.strategy);
-        }
-    }
-    let summaries = order
+    let summaries = strategy_order(runs)
         .into_iter()
         .map(|name| {
             let mine: Vec<&RunResult> = runs.iter().filter(|r| r.strategy == name).collect();
@@ -229,8 +223,8 @@ pub fn summarize(runs: &[RunResult], full: &[FullPoolResult], config: &Experimen
     (summaries, target)
 }
 
-fn curve_series(runs: &[RunResult], budget: usize) -> Vec<CurveSeries> {
-    let curves = curves_by_strategy(runs, budget);
+/// The strategies of `runs` in the order they were given.
+fn strategy_order(runs: &[RunResult]) -> Vec<&str> {
     let mut order: Vec<&str> = Vec::new();
     for run in runs {
         if !order.contains(&run.strategy.as_str()) {
@@ -238,6 +232,11 @@ fn curve_series(runs: &[RunResult], budget: usize) -> Vec<CurveSeries> {
         }
     }
     order
+}
+
+fn curve_series(runs: &[RunResult], budget: usize) -> Vec<CurveSeries> {
+    let curves = curves_by_strategy(runs, budget);
+    strategy_order(runs)
         .into_iter()
         .map(|name| CurveSeries {
             name: name.to_string(),
