@@ -165,6 +165,10 @@ pub struct Needs {
     pub what_if: bool,
     /// Predictions of augmented patches of each candidate, `[patches, n, classes]` (AIFT).
     pub patches: bool,
+    /// The candidates' raw input features (task-agnostic strategies such as VAAL), `[n, d]`.
+    pub features: bool,
+    /// Raw input features of the labeled samples, rows aligned with `QueryContext::labeled`.
+    pub labeled_features: bool,
 }
 
 impl Needs {
@@ -179,6 +183,8 @@ impl Needs {
         gradient_embeddings: false,
         what_if: false,
         patches: false,
+        features: false,
+        labeled_features: false,
     };
     pub const PROBABILITIES: Needs = Needs { probabilities: true, ..Needs::NOTHING };
 
@@ -194,6 +200,8 @@ impl Needs {
             gradient_embeddings: self.gradient_embeddings || o.gradient_embeddings,
             what_if: self.what_if || o.what_if,
             patches: self.patches || o.patches,
+            features: self.features || o.features,
+            labeled_features: self.labeled_features || o.labeled_features,
         }
     }
 
@@ -210,6 +218,8 @@ impl Needs {
             (self.gradient_embeddings, "gradient-embeddings"),
             (self.what_if, "refit"),
             (self.patches, "patch-probabilities"),
+            (self.features, "features"),
+            (self.labeled_features, "labeled-features"),
         ];
         let v: Vec<&str> = names.iter().filter(|(b, _)| *b).map(|(_, n)| *n).collect();
         if v.is_empty() { "nothing".into() } else { v.join("+") }
@@ -234,6 +244,10 @@ pub struct Scores {
     pub gradient_embeddings: Option<Matrix>,
     /// Predictions of `m` augmented patches of each candidate: draw `t` is patch `t`.
     pub patches: Option<McSamples>,
+    /// The candidates' raw input features.
+    pub features: Option<Matrix>,
+    /// Raw input features of the labeled samples; rows align with `QueryContext::labeled`.
+    pub labeled_features: Option<Matrix>,
 }
 
 fn missing(strategy: &str, what: &str) -> Error {
@@ -265,6 +279,12 @@ impl Scores {
     }
     pub fn patches(&self, strategy: &str) -> Result<&McSamples> {
         self.patches.as_ref().ok_or_else(|| missing(strategy, "predictions of augmented patches (an image model)"))
+    }
+    pub fn features(&self, strategy: &str) -> Result<&Matrix> {
+        self.features.as_ref().ok_or_else(|| missing(strategy, "candidate input features"))
+    }
+    pub fn labeled_features(&self, strategy: &str) -> Result<&Matrix> {
+        self.labeled_features.as_ref().ok_or_else(|| missing(strategy, "labeled-set input features"))
     }
     pub fn gradient_embeddings(&self, strategy: &str) -> Result<&Matrix> {
         self.gradient_embeddings.as_ref().ok_or_else(|| missing(strategy, "gradient embeddings"))

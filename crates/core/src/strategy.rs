@@ -6,6 +6,8 @@ pub struct QueryContext<'a> {
     pub candidates: &'a [SampleId],
     pub scores: &'a Scores,
     pub labeled: &'a [SampleId],
+    /// The labels of `labeled`, in the same order (empty when the caller has none, e.g. tests).
+    pub labeled_labels: &'a [u32],
     /// Present when the strategy [`Needs::what_if`](crate::Needs): refits with a hypothetical label.
     pub what_if: Option<&'a dyn WhatIf>,
 }
@@ -13,7 +15,7 @@ pub struct QueryContext<'a> {
 impl<'a> QueryContext<'a> {
     /// A context with only candidates and scores (tests, scores brought from elsewhere).
     pub fn new(candidates: &'a [SampleId], scores: &'a Scores) -> Self {
-        QueryContext { candidates, scores, labeled: &[], what_if: None }
+        QueryContext { candidates, scores, labeled: &[], labeled_labels: &[], what_if: None }
     }
 
     pub fn what_if(&self, strategy: &str) -> Result<&'a dyn WhatIf> {

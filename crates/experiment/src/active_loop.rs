@@ -475,6 +475,12 @@ impl<'a> ActiveLoop<'a> {
             let seed = self.settings.seed ^ ((streams::PATCHES << 32) | round as u64);
             scores.patches = Some(p.probabilities(self.learner.as_ref(), &rows, seed).map_err(|e| quarry_core::Error::Other(e.to_string()))?);
         }
+        if needs.features {
+            scores.features = Some(cand_x.clone());
+        }
+        if needs.labeled_features {
+            scores.labeled_features = Some(rows(labeled));
+        }
         if needs.gradient_embeddings {
             scores.gradient_embeddings = Some(self.learner.gradient_embedding(&cand_x)?);
         }
@@ -489,10 +495,12 @@ impl<'a> ActiveLoop<'a> {
         } else {
             None
         };
+        let labeled_labels = self.state.pool.labels();
         let ctx = QueryContext {
             candidates: &candidates,
             scores: &scores,
             labeled,
+            labeled_labels: &labeled_labels,
             what_if: what_if.as_ref().map(|w| w as &dyn WhatIf),
         };
         let mut rng = seeded_rng(self.settings.seed, (streams::STRATEGY << 32) | round as u64);

@@ -88,7 +88,7 @@ fn main() {
     };
     let candidates: Vec<SampleId> = (0..n).map(SampleId::from).collect();
     let labeled_ids: Vec<SampleId> = (n..n + LABELED).map(SampleId::from).collect();
-    let ctx = QueryContext { candidates: &candidates, scores: &scores, labeled: &labeled_ids, what_if: None };
+    let ctx = QueryContext { candidates: &candidates, scores: &scores, labeled: &labeled_ids, labeled_labels: &[], what_if: None };
     println!(
         "{n} candidates × {DIM}-d in {clusters} clusters, {LABELED} labeled, batch {k}, {} threads; data made in {:.2} s, peak RSS {:.0} MB",
         rayon::current_num_threads(),

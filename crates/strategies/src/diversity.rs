@@ -791,6 +791,7 @@ impl Strategy for TwoStep {
             candidates: &candidates,
             scores: &scores,
             labeled: ctx.labeled,
+            labeled_labels: ctx.labeled_labels,
             what_if: what_if.as_ref().map(|w| w as &dyn WhatIf),
         };
         self.second.select(&sub, k, rng)
@@ -815,6 +816,8 @@ pub fn restrict(scores: &Scores, rows: &[usize]) -> Scores {
         gradient_embeddings: true,
         what_if: true,
         patches: true,
+        features: true,
+        labeled_features: true,
     };
     restrict_needed(scores, rows, everything)
 }
@@ -845,6 +848,8 @@ fn restrict_needed(scores: &Scores, rows: &[usize], needs: Needs) -> Scores {
         pool_embeddings: keep(needs.pool_embeddings, &scores.pool_embeddings),
         gradient_embeddings: scores.gradient_embeddings.as_ref().filter(|_| needs.gradient_embeddings).map(|m| m.select_rows(rows)),
         patches: scores.patches.as_ref().filter(|_| needs.patches).map(mc),
+        features: scores.features.as_ref().filter(|_| needs.features).map(|m| m.select_rows(rows)),
+        labeled_features: keep(needs.labeled_features, &scores.labeled_features),
     }
 }
 
@@ -942,7 +947,7 @@ mod tests {
     }
 
     fn coreset_ctx<'a>(cands: &'a [SampleId], labeled: &'a [SampleId], scores: &'a Scores) -> QueryContext<'a> {
-        QueryContext { candidates: cands, scores, labeled, what_if: None }
+        QueryContext { candidates: cands, scores, labeled, labeled_labels: &[], what_if: None }
     }
 
     // ── kernels ──
@@ -1347,8 +1352,12 @@ mod tests {
             pool_embeddings: Some(line(&[10.0, 11.0, 12.0, 13.0])),
             gradient_embeddings: Some(matrix(&[&[1.0, 2.0], &[3.0, 4.0], &[5.0, 6.0]])),
             patches: Some(McSamples::from_draws(&[p(&[&[1.0, 0.0], &[0.5, 0.5], &[0.0, 1.0]])]).unwrap()),
+            features: Some(line(&[20.0, 21.0, 22.0])),
+            labeled_features: Some(line(&[8.0])),
         };
         let r = restrict(&scores, &[2, 0]);
+        assert_eq!(r.features.as_ref().unwrap().row(0), &[22.0]);
+        assert_eq!(r.labeled_features.as_ref().unwrap().row(0), &[8.0]);
         assert_eq!(r.patches.as_ref().unwrap().row(0, 0), &[0.0, 1.0]);
         assert_eq!(r.probabilities.unwrap().as_slice(), &[0.0, 1.0, 1.0, 0.0]);
         let mc = r.mc_samples.unwrap();

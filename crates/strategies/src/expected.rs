@@ -893,7 +893,7 @@ mod tests {
 
         let cands = ids(3);
         let scores = Scores { probabilities: Some(probs), ..Default::default() };
-        let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[], what_if: Some(&what_if) };
+        let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[], labeled_labels: &[], what_if: Some(&what_if) };
         let q = ExpectedErrorReduction::new().select(&ctx, 3, &mut seeded_rng(0, 0)).unwrap();
         assert_eq!(picks(&q), vec![2, 1, 0]);
         assert!((q.picks[0].score + 0.06).abs() < 1e-6);
@@ -924,7 +924,7 @@ mod tests {
                 Probabilities::from_rows(&[&[0.5, 0.5]])
             }
         }
-        let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[], what_if: Some(&Short) };
+        let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[], labeled_labels: &[], what_if: Some(&Short) };
         let err = ExpectedErrorReduction::new().select(&ctx, 1, &mut seeded_rng(0, 0)).unwrap_err().to_string();
         assert!(err.contains("expected-error-reduction") && err.contains("refit probabilities"), "{err}");
         drop(what_if);
@@ -951,7 +951,7 @@ mod tests {
             });
             let cands = ids(6);
             let scores = Scores { probabilities: Some(probs), ..Default::default() };
-            let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[], what_if: Some(&what_if) };
+            let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[], labeled_labels: &[], what_if: Some(&what_if) };
             let s = ExpectedErrorReduction::new().loss(if log { FutureLoss::Log } else { FutureLoss::ZeroOne });
             let q = s.select(&ctx, k, &mut seeded_rng(1, 0)).unwrap();
             let mut d = picks(&q);
@@ -970,7 +970,7 @@ mod tests {
     // --- variance reduction ---------------------------------------------------------------
 
     fn vr_context<'a>(cands: &'a [SampleId], labeled: &'a [SampleId], scores: &'a Scores) -> QueryContext<'a> {
-        QueryContext { candidates: cands, scores, labeled, what_if: None }
+        QueryContext { candidates: cands, scores, labeled, labeled_labels: &[], what_if: None }
     }
 
     fn vr_scores(probs: Probabilities, emb: Matrix, labeled_probs: Probabilities, labeled_emb: Matrix) -> Scores {
