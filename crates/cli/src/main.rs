@@ -334,4 +334,11 @@ fn print_strategies() {
         let aliases = if s.aliases.is_empty() { String::new() } else { format!(" (also: {})", s.aliases.join(", ")) };
         println!("{}{aliases}\n    family: {}\n    needs:  {}\n    paper:  {}\n    {}\n", s.name, s.family, s.needs, s.paper, s.summary);
     }
+    let scenarios = quarry_strategies::scenarios();
+    if !scenarios.is_empty() {
+        println!("Scenarios beyond pool-based sampling:\n");
+        for s in scenarios {
+            println!("{}\n    family: {}\n    needs:  {}\n    paper:  {}\n    {}\n", s.name, s.family, s.needs, s.paper, s.summary);
+        }
+    }
 }

@@ -11,15 +11,18 @@ pub mod committee;
 pub mod density;
 pub mod diversity;
 pub mod expected;
+pub mod learned;
 pub mod options;
 pub mod random;
 pub mod registry;
 pub mod select;
+pub mod stream;
+pub mod synthesis;
 #[cfg(test)]
 mod test_support;
 pub mod uncertainty;
 
 pub use random::RandomSampling;
 pub use options::StrategyOptions;
-pub use registry::{Entry, StrategyInfo, UnknownStrategy, by_name, by_name_with, catalogue, normalize_name};
+pub use registry::{Entry, ScenarioInfo, StrategyInfo, scenarios, UnknownStrategy, by_name, by_name_with, catalogue, normalize_name};
 pub use uncertainty::{ConfidenceGap, EntropySampling, LeastConfidence, MarginSampling};

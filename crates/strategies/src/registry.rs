@@ -42,6 +42,30 @@ fn entries() -> Vec<Entry> {
     v.extend(crate::diversity::entries());
     v.extend(crate::expected::entries());
     v.extend(crate::aift::entries());
+    v.extend(crate::learned::entries());
+    v
+}
+
+/// A scenario other than pool-based sampling (stream-based selective sampling, membership query
+/// synthesis): its policies are not pool [`Strategy`]s, so `quarry strategies` lists them apart,
+/// with the command that runs them.
+#[derive(Debug, Clone)]
+pub struct ScenarioInfo {
+    /// The name the scenario's command takes.
+    pub name: &'static str,
+    pub family: &'static str,
+    /// The scores the policy reads.
+    pub needs: &'static str,
+    pub paper: &'static str,
+    /// What it does, the setting it assumes and the command that runs it, in one line.
+    pub summary: &'static str,
+}
+
+/// The stream-based and query-synthesis policies, in catalogue order.
+pub fn scenarios() -> Vec<ScenarioInfo> {
+    let mut v = Vec::new();
+    v.extend(crate::stream::scenario_entries());
+    v.extend(crate::synthesis::scenario_entries());
     v
 }
 

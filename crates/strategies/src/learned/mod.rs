@@ -1,0 +1,7 @@
+//! Learned strategies: loss prediction and VAAL (being written).
+
+use crate::Entry;
+
+pub(crate) fn entries() -> Vec<Entry> {
+    Vec::new()
+}
