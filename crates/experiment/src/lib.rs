@@ -11,6 +11,8 @@ pub mod report;
 pub mod rundir;
 pub mod simulate;
 pub mod stopping;
+pub mod stream;
+pub mod synthesis;
 
 pub use active_loop::{ActiveLoop, LoopSettings, LoopState, StepOutcome};
 pub use stopping::{BudgetRule, parse_rules};

@@ -1,0 +1,1 @@
+//! The stream-based selective-sampling runner (being written).

@@ -1,0 +1,1 @@
+//! The membership-query-synthesis runner (being written).
