@@ -2,10 +2,12 @@
 """scikit-learn reference run of the P1 active-learning protocol (see ../shared/BENCHMARK.md, P1,
 and ../shared/anchors/P1-RESULTS.md), for wall-clock comparison with quarry on the same machine.
 
-numpy + scikit-learn only. Example:
+numpy + scikit-learn; scikit-activeml for its strategies (qbc-vote-entropy, qbc-kl, density-entropy,
+coreset, badge, expected-error-reduction). Example:
 
-    python3 -m venv /tmp/skvenv && /tmp/skvenv/bin/pip install -q numpy scikit-learn
+    python3 -m venv /tmp/skvenv && /tmp/skvenv/bin/pip install -q numpy scikit-learn scikit-activeml==1.0.1
     /tmp/skvenv/bin/python bench/sklearn_p1.py --data digits --budget 300 --seeds 5 --jobs 2
+    /tmp/skvenv/bin/python bench/sklearn_p1.py --data breast-cancer --strategies random,qbc-vote-entropy,coreset,badge
 
 Protocol (as the anchors):
 * LogisticRegression(C=1.0, max_iter=1000) on features standardized by a StandardScaler fitted on the
@@ -52,6 +54,9 @@ from sklearn.preprocessing import StandardScaler
 
 DATA_DIR_DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 STRATEGIES = ("random", "least-confidence", "margin", "entropy")
+# scikit-activeml strategies (imported only when asked for), named as quarry names them.
+SKACTIVEML = ("qbc-vote-entropy", "qbc-kl", "density-entropy", "coreset", "badge", "expected-error-reduction")
+EER_CANDIDATES = 100
 BATCH = 10
 INIT = 10
 
@@ -136,6 +141,44 @@ def scores(strategy, P):
     raise ValueError(strategy)
 
 
+def skactiveml_query(strategy, seed, rnd, Xp, yp, labeled, clf, density):
+    """One batch from scikit-activeml 1.0.1, set up as the anchors describe (../shared/anchors/P1-RESULTS.md)."""
+    from skactiveml.classifier import SklearnClassifier
+    from skactiveml import pool as skp
+    from sklearn.ensemble import BaggingClassifier
+    classes = np.unique(_DATA["yp"] if _DATA["kind"] == "fixed" else _DATA["y"])
+    y = np.where(labeled, yp, np.nan).astype(float)
+    rs = seed * 1000 + rnd
+    if strategy in ("qbc-vote-entropy", "qbc-kl"):
+        ens = SklearnClassifier(BaggingClassifier(learner(), n_estimators=5, random_state=rs), classes=classes,
+                                random_state=rs)
+        method = "vote_entropy" if strategy == "qbc-vote-entropy" else "KL_divergence"
+        return skp.QueryByCommittee(method=method, random_state=rs).query(Xp, y, ens, batch_size=BATCH)
+    sk_clf = SklearnClassifier(learner(), classes=classes, random_state=rs)
+    if strategy == "density-entropy":
+        return skp.UncertaintySampling(method="entropy", random_state=rs).query(
+            Xp, y, sk_clf, utility_weight=density, batch_size=BATCH)
+    if strategy == "coreset":
+        return skp.CoreSet(random_state=rs).query(Xp, y, batch_size=BATCH)
+    if strategy == "badge":
+        return skp.Badge(random_state=rs).query(Xp, y, sk_clf, batch_size=BATCH)
+    if strategy == "expected-error-reduction":
+        unl = np.flatnonzero(~labeled)
+        cand = np.random.default_rng([seed, rnd, 777]).choice(unl, min(EER_CANDIDATES, len(unl)), replace=False)
+        return skp.MonteCarloEER(method="misclassification_loss", random_state=rs).query(
+            Xp, y, sk_clf, candidates=cand, batch_size=BATCH)
+    raise ValueError(strategy)
+
+
+def pool_density(Xp):
+    """Mean similarity 1 / (1 + euclidean distance) of each pool sample to the pool (β = 1)."""
+    out = np.empty(len(Xp))
+    for i in range(0, len(Xp), 512):
+        d = np.sqrt(np.maximum(((Xp[i:i + 512, None, :] - Xp[None, :, :]) ** 2).sum(-1), 0.0))
+        out[i:i + 512] = (1.0 / (1.0 + d)).mean(1)
+    return out
+
+
 def run_one(job):
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     kind = job[0]
@@ -151,6 +194,7 @@ def run_one(job):
     labeled = np.zeros(len(yp), dtype=bool)
     labeled[initial(seed, yp)] = True
     rrng = np.random.default_rng([seed, 12345])
+    density = pool_density(Xp) if strategy == "density-entropy" else None
     n_labels, accs, round_s, query_s, cpu_s = [], [], [], [], []
     while True:
         n = int(labeled.sum())
@@ -162,6 +206,8 @@ def run_one(job):
         unl = np.flatnonzero(~labeled)
         if strategy == "random":
             pick = rrng.choice(unl, BATCH, replace=False)
+        elif strategy in SKACTIVEML:
+            pick = skactiveml_query(strategy, seed, len(n_labels), Xp, yp, labeled, clf, density)
         else:
             s = scores(strategy, clf.predict_proba(Xp[unl]))
             pick = unl[np.argsort(-s, kind="stable")[:BATCH]]
@@ -179,6 +225,14 @@ def run_one(job):
             "aulc": float(np.mean(accs)), "final": accs[-1]}
 
 
+def _skactiveml_version():
+    try:
+        import skactiveml
+        return skactiveml.__version__
+    except ImportError:
+        return None
+
+
 def main():
     t_start = time.perf_counter()
     _ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -194,7 +248,7 @@ def main():
     a = ap.parse_args()
     strategies = [s.strip().replace("_", "-") for s in a.strategies.split(",") if s.strip()]
     for s in strategies:
-        if s not in STRATEGIES:
+        if s not in STRATEGIES + SKACTIVEML:
             ap.error(f"unknown strategy {s}")
     budget = a.budget or {"digits": 300, "breast-cancer": 150, "fashion-mnist": 1000}[a.data]
 
@@ -236,7 +290,7 @@ def main():
         "full_pool_acc_std": float(np.std([r["acc"] for r in full])),
         "per_strategy": {},
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
-                     "sklearn": sklearn.__version__},
+                     "sklearn": sklearn.__version__, "skactiveml": _skactiveml_version()},
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
                                                "OPENBLAS_NUM_THREADS")},
         "runs": sorted(runs, key=lambda r: (r["job"][1], r["job"][2])),
