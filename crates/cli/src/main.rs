@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use quarry_experiment::{ColdStart, DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds, simulate};
+use quarry_experiment::{ColdStart, CommitteeSpec, DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds, simulate};
 use quarry_strategies::StrategyOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +44,12 @@ struct PredictArgs {
     /// PNG or JPEG images.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CommitteeArg {
+    Bagging,
+    Mixed,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -174,6 +180,11 @@ struct SimulateArgs {
     /// Information-density exponent β (density-weighted strategies).
     #[arg(long, default_value_t = 1.0)]
     beta: f64,
+    /// How the query-by-committee strategies build their committee: `bagging` (copies of the model
+    /// on bootstrap resamples) or `mixed` (different learner kinds — logistic regression at C, C/10,
+    /// 10·C … alternating with MLPs — each on every label).
+    #[arg(long, value_enum, default_value = "bagging")]
+    committee: CommitteeArg,
     /// Members of a query-by-committee / query-by-bagging committee.
     #[arg(long, default_value_t = 5)]
     committee_size: usize,
@@ -249,6 +260,10 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             replay: a.replay,
         },
         warmup: a.warmup,
+        committee: match a.committee {
+            CommitteeArg::Bagging => CommitteeSpec::Bagging,
+            CommitteeArg::Mixed => CommitteeSpec::Mixed,
+        },
         cold_start: match a.cold_start {
             ColdStartArg::Random => ColdStart::Random,
             ColdStartArg::KmeansPp => ColdStart::KmeansPp,

@@ -326,3 +326,29 @@ fn aift_on_an_image_folder_reports_broken_files_by_name() {
         "--quiet", "--out", d.join("bad").to_str().unwrap()]);
     assert!(!bad.status.success() && stderr(&bad).contains("augmented patches"), "{}", stderr(&bad));
 }
+
+/// `--committee mixed` builds the committee from different learner kinds: the run works, is
+/// reproducible, differs from query by bagging, and a directory of one kind is not continued as the other.
+#[test]
+fn mixed_committee_of_different_learner_kinds() {
+    let d = scratch("mixed");
+    let run = |out: &str, kind: &str| {
+        quarry(&[
+            "simulate", "--data", &digits(), "--label-column", "digit", "--test-fraction", "0.3", "--strategy",
+            "qbc-vote-entropy", "--committee", kind, "--initial", "10", "--batch", "10", "--budget", "40", "--seeds",
+            "3,", "--epochs", "5", "--quiet", "--no-full-pool", "--out", d.join(out).to_str().unwrap(),
+        ])
+    };
+    for (out, kind) in [("m1", "mixed"), ("m2", "mixed"), ("b", "bagging")] {
+        let o = run(out, kind);
+        assert!(o.status.success(), "{kind}: {}", stderr(&o));
+    }
+    assert_eq!(curve_rows(&d.join("m1")), curve_rows(&d.join("m2")));
+    assert_ne!(curve_rows(&d.join("m1")), curve_rows(&d.join("b")));
+    let again = quarry(&[
+        "simulate", "--data", &digits(), "--label-column", "digit", "--test-fraction", "0.3", "--strategy",
+        "qbc-vote-entropy", "--committee", "bagging", "--initial", "10", "--batch", "10", "--budget", "40", "--seeds",
+        "3,", "--epochs", "5", "--quiet", "--no-full-pool", "--out", d.join("m1").to_str().unwrap(),
+    ]);
+    assert!(!again.status.success(), "a mixed-committee directory was continued with bagging");
+}

@@ -69,6 +69,9 @@ pub struct ExperimentConfig {
     /// How the initial set is drawn.
     #[serde(default)]
     pub cold_start: ColdStart,
+    /// How a committee (query-by-committee strategies) is built.
+    #[serde(default)]
+    pub committee: CommitteeSpec,
     pub strategies: Vec<String>,
     /// Parameters of the strategies (β, committee size, MC passes, pre-filter).
     pub options: StrategyOptions,
@@ -84,6 +87,18 @@ pub struct ExperimentConfig {
     /// ... and at every multiple of this many labels. Neither given: every round.
     #[serde(default)]
     pub eval_every: Option<usize>,
+}
+
+/// How the committee of the query-by-committee strategies is built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitteeSpec {
+    /// Copies of the model, each on a bootstrap resample of the labels (query by bagging).
+    #[default]
+    Bagging,
+    /// Members of different kinds, each on every label: logistic regression at several
+    /// regularization strengths alternating with MLPs of different seeds (and LeNet-5 on 28x28 images).
+    Mixed,
 }
 
 /// How the initial labeled set is chosen (the same set for every strategy of a seed).
@@ -155,6 +170,8 @@ pub struct RunIdentity {
     pub candidates: Option<usize>,
     pub warmup: usize,
     pub cold_start: ColdStart,
+    #[serde(default)]
+    pub committee: CommitteeSpec,
     pub options: StrategyOptions,
     pub eval_at: Vec<usize>,
     pub eval_every: Option<usize>,
@@ -178,6 +195,7 @@ impl ExperimentConfig {
             candidates: self.candidates,
             warmup: self.warmup,
             cold_start: self.cold_start,
+            committee: self.committee,
             options: self.options.clone(),
             eval_at: self.eval_at.clone(),
             eval_every: self.eval_every,
@@ -301,6 +319,7 @@ mod tests {
             candidates: None,
             warmup: 0,
             cold_start: ColdStart::Random,
+            committee: CommitteeSpec::Bagging,
             strategies: vec!["random".into(), "margin".into()],
             options: StrategyOptions::default(),
             seeds: vec![0, 1],

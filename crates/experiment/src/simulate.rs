@@ -2,7 +2,7 @@
 //! ground-truth oracle, resumable from its run directory, then the reports.
 
 use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, StepOutcome, initial_set, initial_set_kmeanspp};
-use crate::config::{ColdStart, ExperimentConfig, Scaling, TestSpec};
+use crate::config::{ColdStart, CommitteeSpec, ExperimentConfig, Scaling, TestSpec};
 use crate::images::{AugmentedPatches, ImageSet, load_image_folder};
 use crate::metrics;
 use crate::report::{self, RunResult};
@@ -170,15 +170,41 @@ fn base_learner(config: &ExperimentConfig, dim: usize, classes: usize, seed: u64
     }
 }
 
-/// The learner a run of `strategy` uses: the base model, wrapped in a bagging committee when
-/// the strategy reads committee votes.
+/// The learner a run of `strategy` uses: the base model, wrapped in a committee (`--committee`)
+/// when the strategy reads committee votes.
 fn learner_for(config: &ExperimentConfig, p: &Prepared, strategy: &dyn Strategy, seed: u64) -> Result<Box<dyn Learner>> {
-    let base = base_learner(config, p.pool.dim(), p.pool.n_classes(), seed)?;
-    Ok(if strategy.needs().committee {
-        Box::new(Committee::bagging(base, config.options.committee_size, seed)?)
-    } else {
-        base
-    })
+    let (dim, classes) = (p.pool.dim(), p.pool.n_classes());
+    let base = base_learner(config, dim, classes, seed)?;
+    if !strategy.needs().committee {
+        return Ok(base);
+    }
+    Ok(Box::new(match config.committee {
+        CommitteeSpec::Bagging => Committee::bagging(base, config.options.committee_size, seed)?,
+        CommitteeSpec::Mixed => {
+            let members = (0..config.options.committee_size)
+                .map(|i| mixed_member(config, dim, classes, seed, i))
+                .collect::<Result<Vec<_>>>()?;
+            Committee::heterogeneous(base, members)?
+        }
+    }))
+}
+
+/// Member `i` of a mixed committee. The kinds alternate — logistic regression, an MLP and, on
+/// 28x28 images, LeNet-5 — and each pass through the kinds changes the members' settings, so no
+/// two members are the same model: logistic regression at C, C/10, 10·C, C/100, …; networks
+/// with a different seed.
+fn mixed_member(config: &ExperimentConfig, dim: usize, classes: usize, seed: u64, i: usize) -> Result<Box<dyn Learner>> {
+    let kinds: &[&str] = if dim == 784 { &["logreg", "mlp", "lenet5"] } else { &["logreg", "mlp"] };
+    let (kind, pass) = (kinds[i % kinds.len()], i / kinds.len());
+    let mut member = config.clone();
+    member.model = kind.to_string();
+    if kind == "logreg" {
+        // 0, -1, 1, -2, 2, …
+        let m = pass.div_ceil(2) as i32;
+        let exponent = if pass % 2 == 1 { -m } else { m };
+        member.c = config.c * 10f64.powi(exponent);
+    }
+    base_learner(&member, dim, classes, seed.wrapping_add(1 + i as u64))
 }
 
 /// What a finished simulation produced.
