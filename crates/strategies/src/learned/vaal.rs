@@ -1,0 +1,271 @@
+//! VAAL — Sinha, Ebrahimi & Darrell, "Variational Adversarial Active Learning", ICCV 2019.
+//!
+//! Task-agnostic: it reads only the raw input rows of the labeled set and the candidates, never
+//! the model. A β-VAE learns a latent space of the inputs, and a discriminator on the latent means
+//! learns to tell labeled (1) from unlabeled (0) samples while the VAE is also trained to fool it;
+//! the candidates the discriminator is most sure are unlabeled — the lowest `D(μ)` — are queried,
+//! as in the reference code (`sampler.py`: top-k of `−D(μ)`).
+//!
+//! At every query, fresh networks seeded from the query's rng (the reference code re-creates the
+//! VAE and the discriminator every cycle):
+//! - inputs standardized per column with the statistics of labeled ∪ candidates (the pool the
+//!   strategy sees; with `--candidates M` the unlabeled side is that subsample);
+//! - encoder `d → h → ReLU → (μ, log σ²)`, latent [`VAAL_LATENT`] = 32, decoder
+//!   `z → h → ReLU → d`, hidden `h = clamp(2d, 64, 256)` ([`vaal_hidden`]);
+//! - discriminator `z → 64 → ReLU → 64 → ReLU → 1`, sigmoid;
+//! - [`VAAL_ITERATIONS`] iterations, each [`VAAL_VAE_STEPS`] = 2 VAE steps then one discriminator
+//!   step (the reference's `num_vae_steps = 2`, `num_adv_steps = 1`), every step on a fresh
+//!   minibatch of [`VAAL_BATCH`] labeled + [`VAAL_BATCH`] unlabeled rows drawn with replacement
+//!   from the rng;
+//! - VAE loss, for the labeled half and the unlabeled half each averaged over its rows and then
+//!   added: `‖x̂ − x‖² + β·KL(q(z|x) ‖ N(0, I)) + λ·BCE(D(μ), 1)`, with β = [`VAAL_BETA`] = 1 and
+//!   λ = [`VAAL_ADVERSARY`] = 1 (the reference's defaults; like the reference, both halves are
+//!   pushed towards D = 1, so unlabeled latents are pulled to look labeled). The reconstruction is
+//!   summed over the input columns and the KL over the latent dimensions (the Gaussian ELBO; the
+//!   reference averages the MSE over pixels but sums the KL);
+//! - discriminator loss: `BCE(D(μ_labeled), 1) + BCE(D(μ_unlabeled), 0)` on detached means;
+//! - Adam at 5e-4 for both ([`VAAL_LR`], the reference's rate); log σ² clamped to [−10, 10].
+//!
+//! Cost per query, whatever the pool size: `VAAL_ITERATIONS · 3` steps on `2·VAAL_BATCH` rows,
+//! about `VAAL_ITERATIONS · 2·VAAL_BATCH · 3 · (2·(2dh + 3zh) + 8z·64)` flops for the two VAE steps
+//! plus a smaller discriminator step — ≈ 0.3 GFLOP for d = 64, ≈ 0.2 TFLOP for 28×28 images
+//! (d = 784, h = 256) — plus one encoder and discriminator pass over the `n` candidates,
+//! `O(n·d·h)`, to score them. Single-threaded, so the result does not depend on the thread count.
+
+use super::net::{bce_with_logit, normal, sigmoid, Adam, Grads, Mlp};
+use super::{column_stats, gather, standardize};
+use crate::select::top_k;
+use quarry_core::{Error, Needs, QuarryRng, Query, QueryContext, Result, Strategy};
+use rand::Rng;
+
+/// Latent dimension of the VAE.
+pub const VAAL_LATENT: usize = 32;
+/// Hidden width of the discriminator's two layers.
+pub const VAAL_DISC_HIDDEN: usize = 64;
+/// Training iterations per query (each: [`VAAL_VAE_STEPS`] VAE steps, one discriminator step).
+pub const VAAL_ITERATIONS: usize = 500;
+/// VAE steps per discriminator step.
+pub const VAAL_VAE_STEPS: usize = 2;
+/// Labeled rows and unlabeled rows in every minibatch.
+pub const VAAL_BATCH: usize = 64;
+/// Weight β of the KL term.
+pub const VAAL_BETA: f32 = 1.0;
+/// Weight λ of the VAE's adversarial term.
+pub const VAAL_ADVERSARY: f32 = 1.0;
+/// Adam's learning rate for the VAE and the discriminator.
+pub const VAAL_LR: f32 = 5e-4;
+
+/// Hidden width of the encoder and decoder for `d` input columns: `2d`, at least 64, at most 256.
+pub fn vaal_hidden(d: usize) -> usize {
+    (2 * d).clamp(64, 256)
+}
+
+/// Variational adversarial active learning: the candidates a labeled-vs-unlabeled discriminator
+/// on a VAE's latent means finds least labeled-looking first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Vaal;
+
+const NAME: &str = "vaal";
+
+impl Strategy for Vaal {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn needs(&self) -> Needs {
+        Needs { features: true, labeled_features: true, ..Needs::NOTHING }
+    }
+
+    fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
+        let feats = ctx.scores.features(NAME)?;
+        let lab = ctx.scores.labeled_features(NAME)?;
+        if feats.rows() != ctx.candidates.len() {
+            return Err(Error::shape(format!("{NAME}: candidate features"), ctx.candidates.len(), feats.rows()));
+        }
+        if lab.rows() != ctx.labeled.len() || lab.cols() != feats.cols() {
+            return Err(Error::shape(
+                format!("{NAME}: labeled features"),
+                format!("{}x{}", ctx.labeled.len(), feats.cols()),
+                format!("{}x{}", lab.rows(), lab.cols()),
+            ));
+        }
+        if lab.rows() == 0 {
+            return Err(Error::Other(format!("strategy {NAME} needs at least one labeled sample for its discriminator to learn from")));
+        }
+        if feats.cols() == 0 {
+            return Err(Error::Other(format!("strategy {NAME} needs input features with at least one column")));
+        }
+        if k == 0 || ctx.candidates.is_empty() {
+            return Ok(Query::default());
+        }
+        let d = feats.cols();
+        let (mean, std) = column_stats(&[lab, feats]);
+        let x_lab = standardize(lab, &mean, &std);
+        let x_unl = standardize(feats, &mean, &std);
+        let nets = train(&x_lab, &x_unl, d, rng);
+        let n = ctx.candidates.len();
+        let mu = latent_means(&nets.encoder.predict(&x_unl, n));
+        let p_labeled = nets.discriminator.predict(&mu, n);
+        let scores: Vec<f64> = p_labeled.iter().map(|&z| 1.0 - sigmoid(z) as f64).collect();
+        Ok(top_k(ctx.candidates, &scores, k, rng))
+    }
+}
+
+pub(crate) struct Nets {
+    pub(crate) encoder: Mlp,
+    pub(crate) discriminator: Mlp,
+}
+
+/// The μ half of the encoder's `[n, 2z]` output, `[n, z]`.
+fn latent_means(enc_out: &[f32]) -> Vec<f32> {
+    enc_out.chunks_exact(2 * VAAL_LATENT).flat_map(|r| r[..VAAL_LATENT].iter().copied()).collect()
+}
+
+/// `VAAL_BATCH` labeled rows then `VAAL_BATCH` unlabeled rows, drawn with replacement.
+fn minibatch(x_lab: &[f32], x_unl: &[f32], d: usize, rng: &mut QuarryRng) -> Vec<f32> {
+    let (nl, nu) = (x_lab.len() / d, x_unl.len() / d);
+    let il: Vec<usize> = (0..VAAL_BATCH).map(|_| rng.random_range(0..nl)).collect();
+    let iu: Vec<usize> = (0..VAAL_BATCH).map(|_| rng.random_range(0..nu)).collect();
+    let mut x = gather(x_lab, d, &il);
+    x.extend(gather(x_unl, d, &iu));
+    x
+}
+
+/// Trains a fresh VAE and discriminator on standardized labeled rows `x_lab` and unlabeled rows
+/// `x_unl` (both `[_, d]`).
+pub(crate) fn train(x_lab: &[f32], x_unl: &[f32], d: usize, rng: &mut QuarryRng) -> Nets {
+    let (h, z) = (vaal_hidden(d), VAAL_LATENT);
+    let mut encoder = Mlp::new(&[d, h, 2 * z], rng);
+    let mut decoder = Mlp::new(&[z, h, d], rng);
+    let mut disc = Mlp::new(&[z, VAAL_DISC_HIDDEN, VAAL_DISC_HIDDEN, 1], rng);
+    let (mut opt_enc, mut opt_dec, mut opt_disc) = (Adam::new(&encoder, VAAL_LR), Adam::new(&decoder, VAAL_LR), Adam::new(&disc, VAAL_LR));
+    let (mut g_enc, mut g_dec, mut g_disc) = (Grads::zeros_like(&encoder), Grads::zeros_like(&decoder), Grads::zeros_like(&disc));
+    let b = 2 * VAAL_BATCH;
+    // Row r belongs to the labeled half for r < VAAL_BATCH; each half is averaged on its own.
+    let w = 1.0 / VAAL_BATCH as f32;
+    let target = |r: usize| if r < VAAL_BATCH { 1.0 } else { 0.0 };
+
+    for _ in 0..VAAL_ITERATIONS {
+        for _ in 0..VAAL_VAE_STEPS {
+            let x = minibatch(x_lab, x_unl, d, rng);
+            let (enc_out, enc_tape) = encoder.forward(&x, b);
+            // Reparameterize: zᵢ = μᵢ + σᵢ·εᵢ.
+            let mut zs = vec![0.0f32; b * z];
+            let mut eps = vec![0.0f32; b * z];
+            for r in 0..b {
+                for j in 0..z {
+                    let (mu, lv) = (enc_out[r * 2 * z + j], enc_out[r * 2 * z + z + j].clamp(-10.0, 10.0));
+                    let e = normal(rng) as f32;
+                    eps[r * z + j] = e;
+                    zs[r * z + j] = mu + (0.5 * lv).exp() * e;
+                }
+            }
+            let (recon, dec_tape) = decoder.forward(&zs, b);
+            let drecon: Vec<f32> = recon.iter().zip(&x).map(|(r, x)| 2.0 * (r - x) * w).collect();
+            g_dec.zero();
+            let dz = decoder.backward(&dec_tape, drecon, Some(&mut g_dec), true).expect("input gradient");
+            // Adversarial term: both halves pushed towards D(μ) = 1; D's own weights stay put.
+            let mu = latent_means(&enc_out);
+            let (logits, disc_tape) = disc.forward(&mu, b);
+            let dlogit: Vec<f32> = logits.iter().map(|&l| VAAL_ADVERSARY * bce_with_logit(l, 1.0).1 * w).collect();
+            let dmu_adv = disc.backward(&disc_tape, dlogit, None, true).expect("input gradient");
+            let mut denc = vec![0.0f32; b * 2 * z];
+            for r in 0..b {
+                for j in 0..z {
+                    let (mu, raw_lv) = (enc_out[r * 2 * z + j], enc_out[r * 2 * z + z + j]);
+                    let lv = raw_lv.clamp(-10.0, 10.0);
+                    let sigma = (0.5 * lv).exp();
+                    let g = dz[r * z + j];
+                    // KL = −½ Σ (1 + lv − μ² − e^lv): ∂/∂μ = μ, ∂/∂lv = ½(e^lv − 1).
+                    denc[r * 2 * z + j] = g + VAAL_BETA * mu * w + dmu_adv[r * z + j];
+                    let dlv = g * eps[r * z + j] * 0.5 * sigma + VAAL_BETA * 0.5 * (lv.exp() - 1.0) * w;
+                    denc[r * 2 * z + z + j] = if raw_lv == lv { dlv } else { 0.0 };
+                }
+            }
+            g_enc.zero();
+            encoder.backward(&enc_tape, denc, Some(&mut g_enc), false);
+            opt_enc.step(&mut encoder, &g_enc);
+            opt_dec.step(&mut decoder, &g_dec);
+        }
+        // Discriminator step on detached latent means: labeled → 1, unlabeled → 0.
+        let x = minibatch(x_lab, x_unl, d, rng);
+        let mu = latent_means(&encoder.forward(&x, b).0);
+        let (logits, tape) = disc.forward(&mu, b);
+        let dlogit: Vec<f32> = logits.iter().enumerate().map(|(r, &l)| bce_with_logit(l, target(r)).1 * w).collect();
+        g_disc.zero();
+        disc.backward(&tape, dlogit, Some(&mut g_disc), false);
+        opt_disc.step(&mut disc, &g_disc);
+    }
+    Nets { encoder, discriminator: disc }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::ids;
+    use quarry_core::{seeded_rng, Matrix, SampleId, Scores};
+
+    /// `n` rows of an 8-d Gaussian around `center` (σ = 1).
+    fn cluster(n: usize, center: f32, rng: &mut QuarryRng) -> Vec<f32> {
+        (0..n * 8).map(|_| center + normal(rng) as f32).collect()
+    }
+
+    /// Labeled: 30 from cluster A (around 0). Candidates 0..40 from A, 40..60 from B (around 6).
+    fn two_clusters() -> (Scores, Vec<SampleId>) {
+        let mut rng = seeded_rng(11, 0);
+        let lab = cluster(30, 0.0, &mut rng);
+        let mut cand = cluster(40, 0.0, &mut rng);
+        cand.extend(cluster(20, 6.0, &mut rng));
+        let scores = Scores {
+            features: Some(Matrix::new(cand, 60, 8).unwrap()),
+            labeled_features: Some(Matrix::new(lab, 30, 8).unwrap()),
+            ..Default::default()
+        };
+        (scores, (500..530).map(SampleId).collect())
+    }
+
+    fn pick(scores: &Scores, labeled: &[SampleId], n: usize, k: usize, seed: u64) -> Result<Vec<u32>> {
+        let cands = ids(n);
+        let ctx = QueryContext { candidates: &cands, scores, labeled, labeled_labels: &[], what_if: None };
+        Ok(Vaal.select(&ctx, k, &mut seeded_rng(seed, 0))?.ids().iter().map(|i| i.0).collect())
+    }
+
+    /// The labeled set covers only cluster A, so the most unlabeled-looking candidates are B's.
+    #[test]
+    fn picks_come_from_the_cluster_the_labeled_set_misses() {
+        let (scores, labeled) = two_clusters();
+        for seed in 0..2 {
+            let picks = pick(&scores, &labeled, 60, 10, seed).unwrap();
+            let from_b = picks.iter().filter(|&&i| i >= 40).count();
+            assert!(from_b >= 9, "seed {seed}: {from_b} of 10 picks from B: {picks:?}");
+        }
+    }
+
+    #[test]
+    fn picks_are_distinct_deterministic_and_clamped() {
+        let (scores, labeled) = two_clusters();
+        let a = pick(&scores, &labeled, 60, 25, 4).unwrap();
+        assert_eq!(a, pick(&scores, &labeled, 60, 25, 4).unwrap(), "same seed, same picks");
+        let mut s = a.clone();
+        s.sort();
+        s.dedup();
+        assert_eq!(s.len(), 25, "distinct: {a:?}");
+        assert_eq!(pick(&scores, &labeled, 60, 100, 4).unwrap().len(), 60, "k is clamped to the candidates");
+        assert!(pick(&scores, &labeled, 60, 0, 4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_strategy_and_the_problem() {
+        let (scores, labeled) = two_clusters();
+        let err = pick(&Scores::default(), &labeled, 60, 3, 0).unwrap_err().to_string();
+        assert!(err.contains("vaal") && err.contains("features"), "{err}");
+        let no_lab = Scores { labeled_features: None, ..scores.clone() };
+        let err = pick(&no_lab, &labeled, 60, 3, 0).unwrap_err().to_string();
+        assert!(err.contains("vaal") && err.contains("labeled-set"), "{err}");
+        let err = pick(&scores, &labeled[..5], 60, 3, 0).unwrap_err().to_string();
+        assert!(err.contains("labeled features"), "{err}");
+        let empty = Scores { labeled_features: Some(Matrix::zeros(0, 8)), ..scores.clone() };
+        let err = pick(&empty, &[], 60, 3, 0).unwrap_err().to_string();
+        assert!(err.contains("at least one labeled"), "{err}");
+    }
+}
