@@ -26,8 +26,14 @@ pub trait Learner: Send + Sync {
     fn checkpoint(&self) -> Result<Vec<u8>>;
     /// Continue from a [`Learner::checkpoint`].
     fn restore(&mut self, bytes: &[u8]) -> Result<()>;
-    /// An independent copy in the same state (for what-if refits).
+    /// An independent copy in the same state.
     fn boxed_clone(&self) -> Box<dyn Learner>;
+    /// A copy for hypothetical refits (expected error / variance reduction refit once per
+    /// candidate and label). One extra label moves a fit little, so a learner may trade precision
+    /// for speed here, e.g. a looser convergence tolerance. Defaults to [`Learner::boxed_clone`].
+    fn what_if_clone(&self) -> Box<dyn Learner> {
+        self.boxed_clone()
+    }
 
     /// The input of the last layer, `[n, dim]` (for a linear model: the features themselves).
     fn embed(&self, _x: &Matrix) -> Result<Matrix> {

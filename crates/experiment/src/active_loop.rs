@@ -45,7 +45,7 @@ impl WhatIf for Refit<'_> {
         x.push_row(self.candidates_x.row(candidate));
         let mut y = self.labeled_y.clone();
         y.push(label);
-        let mut l = self.learner.boxed_clone();
+        let mut l = self.learner.what_if_clone();
         l.fit(&x, &y, self.n_classes)?;
         l.predict_proba(self.candidates_x)
     }
