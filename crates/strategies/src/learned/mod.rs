@@ -36,7 +36,7 @@ pub(crate) fn entries() -> Vec<Entry> {
             family: "learned",
             paper: "Sinha, Ebrahimi & Darrell, Variational Adversarial Active Learning, ICCV 2019",
             summary: "task-agnostic: a β-VAE on the raw inputs and a discriminator on its latent means learn labeled vs unlabeled each round; least labeled-looking first",
-            build: |_| Ok(Box::new(Vaal)),
+            build: |_| Ok(Box::new(Vaal::default())),
         },
     ]
 }

@@ -54,6 +54,20 @@ pub(crate) fn normal(rng: &mut QuarryRng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
+/// Fills `out` with standard normal draws (Box–Muller, both values of each pair), from `rng` only.
+pub(crate) fn fill_normal(rng: &mut QuarryRng, out: &mut [f32]) {
+    for pair in out.chunks_mut(2) {
+        let u1: f64 = 1.0 - rng.random::<f64>();
+        let u2: f64 = rng.random::<f64>();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+        pair[0] = (r * c) as f32;
+        if let Some(v) = pair.get_mut(1) {
+            *v = (r * s) as f32;
+        }
+    }
+}
+
 /// The logistic function.
 pub(crate) fn sigmoid(z: f32) -> f32 {
     if z >= 0.0 {
@@ -196,11 +210,7 @@ impl Mlp {
             if l > 0 {
                 // The input of layer l is ReLU(pre-activation of layer l−1): pass the gradient
                 // only where it was positive.
-                dx.iter_mut().zip(input).for_each(|(g, &a)| {
-                    if a <= 0.0 {
-                        *g = 0.0
-                    }
-                });
+                dx.iter_mut().zip(input).for_each(|(g, &a)| *g = if a > 0.0 { *g } else { 0.0 });
             }
             dy = dx;
         }

@@ -32,7 +32,7 @@
 //! (d = 784, h = 256) — plus one encoder and discriminator pass over the `n` candidates,
 //! `O(n·d·h)`, to score them. Single-threaded, so the result does not depend on the thread count.
 
-use super::net::{bce_with_logit, normal, sigmoid, Adam, Grads, Mlp};
+use super::net::{bce_with_logit, fill_normal, sigmoid, Adam, Grads, Mlp};
 use super::{column_stats, gather, standardize};
 use crate::select::top_k;
 use quarry_core::{Error, Needs, QuarryRng, Query, QueryContext, Result, Strategy};
@@ -62,8 +62,18 @@ pub fn vaal_hidden(d: usize) -> usize {
 
 /// Variational adversarial active learning: the candidates a labeled-vs-unlabeled discriminator
 /// on a VAE's latent means finds least labeled-looking first.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Vaal;
+#[derive(Debug, Clone, Copy)]
+pub struct Vaal {
+    /// Training iterations per query; [`VAAL_ITERATIONS`] unless a caller (or a fast test) asks
+    /// for fewer.
+    pub iterations: usize,
+}
+
+impl Default for Vaal {
+    fn default() -> Self {
+        Vaal { iterations: VAAL_ITERATIONS }
+    }
+}
 
 const NAME: &str = "vaal";
 
@@ -102,7 +112,7 @@ impl Strategy for Vaal {
         let (mean, std) = column_stats(&[lab, feats]);
         let x_lab = standardize(lab, &mean, &std);
         let x_unl = standardize(feats, &mean, &std);
-        let nets = train(&x_lab, &x_unl, d, rng);
+        let nets = train(&x_lab, &x_unl, d, self.iterations, rng);
         let n = ctx.candidates.len();
         let mu = latent_means(&nets.encoder.predict(&x_unl, n));
         let p_labeled = nets.discriminator.predict(&mu, n);
@@ -121,6 +131,56 @@ fn latent_means(enc_out: &[f32]) -> Vec<f32> {
     enc_out.chunks_exact(2 * VAAL_LATENT).flat_map(|r| r[..VAAL_LATENT].iter().copied()).collect()
 }
 
+/// The VAE's loss on rows `x` (`[b, d]`) with reparameterization noise `eps` (`[b, z]`), each
+/// row weighted `w`: `Σ w·(‖x̂ − x‖² + β·KL + λ·BCE(D(μ), 1))`; sets `g_enc`, `g_dec` to its
+/// gradients (the discriminator only passes the gradient through).
+#[allow(clippy::too_many_arguments)]
+fn vae_gradients(encoder: &Mlp, decoder: &Mlp, disc: &Mlp, x: &[f32], eps: &[f32], w: f32, g_enc: &mut Grads, g_dec: &mut Grads) -> f64 {
+    let z = VAAL_LATENT;
+    let b = eps.len() / z;
+    let (enc_out, enc_tape) = encoder.forward(x, b);
+    // Reparameterize: zᵢ = μᵢ + σᵢ·εᵢ.
+    let mut zs = vec![0.0f32; b * z];
+    let mut loss = 0.0f64;
+    for r in 0..b {
+        for j in 0..z {
+            let (mu, lv) = (enc_out[r * 2 * z + j], enc_out[r * 2 * z + z + j].clamp(-10.0, 10.0));
+            zs[r * z + j] = mu + (0.5 * lv).exp() * eps[r * z + j];
+            loss += (w * VAAL_BETA * -0.5 * (1.0 + lv - mu * mu - lv.exp())) as f64;
+        }
+    }
+    let (recon, dec_tape) = decoder.forward(&zs, b);
+    loss += recon.iter().zip(x).map(|(r, x)| (w * (r - x) * (r - x)) as f64).sum::<f64>();
+    let drecon: Vec<f32> = recon.iter().zip(x).map(|(r, x)| 2.0 * (r - x) * w).collect();
+    g_dec.zero();
+    let dz = decoder.backward(&dec_tape, drecon, Some(g_dec), true).expect("input gradient");
+    // Adversarial term: every row pushed towards D(μ) = 1; D's own weights stay put.
+    let mu = latent_means(&enc_out);
+    let (logits, disc_tape) = disc.forward(&mu, b);
+    let mut dlogit = vec![0.0f32; b];
+    for (g, &l) in dlogit.iter_mut().zip(&logits) {
+        let (bce, grad) = bce_with_logit(l, 1.0);
+        loss += (w * VAAL_ADVERSARY * bce) as f64;
+        *g = w * VAAL_ADVERSARY * grad;
+    }
+    let dmu_adv = disc.backward(&disc_tape, dlogit, None, true).expect("input gradient");
+    let mut denc = vec![0.0f32; b * 2 * z];
+    for r in 0..b {
+        for j in 0..z {
+            let (mu, raw_lv) = (enc_out[r * 2 * z + j], enc_out[r * 2 * z + z + j]);
+            let lv = raw_lv.clamp(-10.0, 10.0);
+            let g = dz[r * z + j];
+            // KL = −½ Σ (1 + lv − μ² − e^lv): ∂/∂μ = μ, ∂/∂lv = ½(e^lv − 1).
+            denc[r * 2 * z + j] = g + VAAL_BETA * mu * w + dmu_adv[r * z + j];
+            let dlv = g * eps[r * z + j] * 0.5 * (0.5 * lv).exp() + VAAL_BETA * 0.5 * (lv.exp() - 1.0) * w;
+            denc[r * 2 * z + z + j] = if raw_lv == lv { dlv } else { 0.0 };
+        }
+    }
+    g_enc.zero();
+    encoder.backward(&enc_tape, denc, Some(g_enc), false);
+    loss
+}
+
 /// `VAAL_BATCH` labeled rows then `VAAL_BATCH` unlabeled rows, drawn with replacement.
 fn minibatch(x_lab: &[f32], x_unl: &[f32], d: usize, rng: &mut QuarryRng) -> Vec<f32> {
     let (nl, nu) = (x_lab.len() / d, x_unl.len() / d);
@@ -133,7 +193,7 @@ fn minibatch(x_lab: &[f32], x_unl: &[f32], d: usize, rng: &mut QuarryRng) -> Vec
 
 /// Trains a fresh VAE and discriminator on standardized labeled rows `x_lab` and unlabeled rows
 /// `x_unl` (both `[_, d]`).
-pub(crate) fn train(x_lab: &[f32], x_unl: &[f32], d: usize, rng: &mut QuarryRng) -> Nets {
+pub(crate) fn train(x_lab: &[f32], x_unl: &[f32], d: usize, iterations: usize, rng: &mut QuarryRng) -> Nets {
     let (h, z) = (vaal_hidden(d), VAAL_LATENT);
     let mut encoder = Mlp::new(&[d, h, 2 * z], rng);
     let mut decoder = Mlp::new(&[z, h, d], rng);
@@ -145,45 +205,12 @@ pub(crate) fn train(x_lab: &[f32], x_unl: &[f32], d: usize, rng: &mut QuarryRng)
     let w = 1.0 / VAAL_BATCH as f32;
     let target = |r: usize| if r < VAAL_BATCH { 1.0 } else { 0.0 };
 
-    for _ in 0..VAAL_ITERATIONS {
+    for _ in 0..iterations {
         for _ in 0..VAAL_VAE_STEPS {
             let x = minibatch(x_lab, x_unl, d, rng);
-            let (enc_out, enc_tape) = encoder.forward(&x, b);
-            // Reparameterize: zᵢ = μᵢ + σᵢ·εᵢ.
-            let mut zs = vec![0.0f32; b * z];
-            let mut eps = vec![0.0f32; b * z];
-            for r in 0..b {
-                for j in 0..z {
-                    let (mu, lv) = (enc_out[r * 2 * z + j], enc_out[r * 2 * z + z + j].clamp(-10.0, 10.0));
-                    let e = normal(rng) as f32;
-                    eps[r * z + j] = e;
-                    zs[r * z + j] = mu + (0.5 * lv).exp() * e;
-                }
-            }
-            let (recon, dec_tape) = decoder.forward(&zs, b);
-            let drecon: Vec<f32> = recon.iter().zip(&x).map(|(r, x)| 2.0 * (r - x) * w).collect();
-            g_dec.zero();
-            let dz = decoder.backward(&dec_tape, drecon, Some(&mut g_dec), true).expect("input gradient");
-            // Adversarial term: both halves pushed towards D(μ) = 1; D's own weights stay put.
-            let mu = latent_means(&enc_out);
-            let (logits, disc_tape) = disc.forward(&mu, b);
-            let dlogit: Vec<f32> = logits.iter().map(|&l| VAAL_ADVERSARY * bce_with_logit(l, 1.0).1 * w).collect();
-            let dmu_adv = disc.backward(&disc_tape, dlogit, None, true).expect("input gradient");
-            let mut denc = vec![0.0f32; b * 2 * z];
-            for r in 0..b {
-                for j in 0..z {
-                    let (mu, raw_lv) = (enc_out[r * 2 * z + j], enc_out[r * 2 * z + z + j]);
-                    let lv = raw_lv.clamp(-10.0, 10.0);
-                    let sigma = (0.5 * lv).exp();
-                    let g = dz[r * z + j];
-                    // KL = −½ Σ (1 + lv − μ² − e^lv): ∂/∂μ = μ, ∂/∂lv = ½(e^lv − 1).
-                    denc[r * 2 * z + j] = g + VAAL_BETA * mu * w + dmu_adv[r * z + j];
-                    let dlv = g * eps[r * z + j] * 0.5 * sigma + VAAL_BETA * 0.5 * (lv.exp() - 1.0) * w;
-                    denc[r * 2 * z + z + j] = if raw_lv == lv { dlv } else { 0.0 };
-                }
-            }
-            g_enc.zero();
-            encoder.backward(&enc_tape, denc, Some(&mut g_enc), false);
+            let mut eps = vec![0.0f32; b * VAAL_LATENT];
+            fill_normal(rng, &mut eps);
+            vae_gradients(&encoder, &decoder, &disc, &x, &eps, w, &mut g_enc, &mut g_dec);
             opt_enc.step(&mut encoder, &g_enc);
             opt_dec.step(&mut decoder, &g_dec);
         }
@@ -202,6 +229,7 @@ pub(crate) fn train(x_lab: &[f32], x_unl: &[f32], d: usize, rng: &mut QuarryRng)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::super::net::normal;
     use crate::test_support::ids;
     use quarry_core::{seeded_rng, Matrix, SampleId, Scores};
 
@@ -224,10 +252,14 @@ mod tests {
         (scores, (500..530).map(SampleId).collect())
     }
 
-    fn pick(scores: &Scores, labeled: &[SampleId], n: usize, k: usize, seed: u64) -> Result<Vec<u32>> {
+    fn pick_with(vaal: Vaal, scores: &Scores, labeled: &[SampleId], n: usize, k: usize, seed: u64) -> Result<Vec<u32>> {
         let cands = ids(n);
         let ctx = QueryContext { candidates: &cands, scores, labeled, labeled_labels: &[], what_if: None };
-        Ok(Vaal.select(&ctx, k, &mut seeded_rng(seed, 0))?.ids().iter().map(|i| i.0).collect())
+        Ok(vaal.select(&ctx, k, &mut seeded_rng(seed, 0))?.ids().iter().map(|i| i.0).collect())
+    }
+
+    fn pick(scores: &Scores, labeled: &[SampleId], n: usize, k: usize, seed: u64) -> Result<Vec<u32>> {
+        pick_with(Vaal::default(), scores, labeled, n, k, seed)
     }
 
     /// The labeled set covers only cluster A, so the most unlabeled-looking candidates are B's.
@@ -243,15 +275,63 @@ mod tests {
 
     #[test]
     fn picks_are_distinct_deterministic_and_clamped() {
+        // Fewer iterations keep the test fast; the determinism does not depend on them.
+        let fast = Vaal { iterations: 100 };
         let (scores, labeled) = two_clusters();
-        let a = pick(&scores, &labeled, 60, 25, 4).unwrap();
-        assert_eq!(a, pick(&scores, &labeled, 60, 25, 4).unwrap(), "same seed, same picks");
+        let a = pick_with(fast, &scores, &labeled, 60, 25, 4).unwrap();
         let mut s = a.clone();
         s.sort();
         s.dedup();
         assert_eq!(s.len(), 25, "distinct: {a:?}");
-        assert_eq!(pick(&scores, &labeled, 60, 100, 4).unwrap().len(), 60, "k is clamped to the candidates");
+        // k = 100 > 60 candidates: all of them, and the same seed trains the same networks, so
+        // the first 25 are the picks above.
+        let all = pick_with(fast, &scores, &labeled, 60, 100, 4).unwrap();
+        assert_eq!(all.len(), 60, "k is clamped to the candidates");
+        assert_eq!(&all[..25], &a[..], "same seed, same picks");
+        let other = pick_with(fast, &scores, &labeled, 60, 25, 5).unwrap();
+        assert_ne!(other, a, "another seed trains other networks");
         assert!(pick(&scores, &labeled, 60, 0, 4).unwrap().is_empty());
+    }
+
+    /// The VAE's gradients (reconstruction, KL through the reparameterization, the adversarial
+    /// term through the discriminator) match central finite differences of its loss.
+    #[test]
+    fn vae_gradients_match_finite_differences() {
+        let mut rng = seeded_rng(3, 0);
+        let (d, b) = (3, 4);
+        let encoder = Mlp::new(&[d, 5, 2 * VAAL_LATENT], &mut rng);
+        let decoder = Mlp::new(&[VAAL_LATENT, 5, d], &mut rng);
+        let disc = Mlp::new(&[VAAL_LATENT, 4, 1], &mut rng);
+        let x: Vec<f32> = (0..b * d).map(|_| normal(&mut rng) as f32).collect();
+        let mut eps = vec![0.0; b * VAAL_LATENT];
+        fill_normal(&mut rng, &mut eps);
+        let (mut g_enc, mut g_dec) = (Grads::zeros_like(&encoder), Grads::zeros_like(&decoder));
+        vae_gradients(&encoder, &decoder, &disc, &x, &eps, 0.5, &mut g_enc, &mut g_dec);
+        let (mut s_enc, mut s_dec) = (g_enc.clone(), g_dec.clone());
+        let loss = |e: &Mlp, dd: &Mlp, s_enc: &mut Grads, s_dec: &mut Grads| vae_gradients(e, dd, &disc, &x, &eps, 0.5, s_enc, s_dec);
+        let h = 1e-2f32;
+        let mut checked = 0;
+        for which in 0..2 {
+            let net = if which == 0 { &encoder } else { &decoder };
+            let grads = if which == 0 { &g_enc } else { &g_dec };
+            for l in 0..net.layers.len() {
+                for p in (0..net.layers[l].w.len()).step_by(7) {
+                    let (mut plus, mut minus) = (net.clone(), net.clone());
+                    plus.layers[l].w[p] += h;
+                    minus.layers[l].w[p] -= h;
+                    let (lp, lm) = if which == 0 {
+                        (loss(&plus, &decoder, &mut s_enc, &mut s_dec), loss(&minus, &decoder, &mut s_enc, &mut s_dec))
+                    } else {
+                        (loss(&encoder, &plus, &mut s_enc, &mut s_dec), loss(&encoder, &minus, &mut s_enc, &mut s_dec))
+                    };
+                    let numeric = (lp - lm) / (2.0 * h as f64);
+                    let analytic = grads.layers[l].0[p] as f64;
+                    assert!((analytic - numeric).abs() < 5e-3 * (1.0 + numeric.abs()), "net {which} layer {l} w {p}: backward {analytic}, finite difference {numeric}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 40, "{checked}");
     }
 
     #[test]
