@@ -13,6 +13,7 @@ pub mod simulate;
 pub mod stopping;
 pub mod stream;
 pub mod synthesis;
+pub mod synthesis_plot;
 
 pub use active_loop::{ActiveLoop, LoopSettings, LoopState, StepOutcome};
 pub use stopping::{BudgetRule, parse_rules};
