@@ -6,13 +6,19 @@
 //! A [`Synthesizer`] sees the labeled points, their labels and the current model's probability of
 //! class 1 at any point it asks about, and proposes a batch of new points:
 //!
-//! * [`BoundaryBisection`] (`synthesis-boundary`): pairs each labeled point with its nearest
+//! * [`BoundaryBisection`] (`synthesis-pairs`): pairs each labeled point with its nearest
 //!   labeled points of the other class, finds where the current model's decision boundary
 //!   crosses the segment between the two (a grid along the segment, then bisection), and picks a
 //!   spread batch of those crossings, farthest from everything labeled first. Labeling a
 //!   crossing halves the pair's segment: over rounds the labeled pairs close in on the true
 //!   boundary from both sides, as a binary search does (after Wang, Hu, Yuan & Lu 2015, who
 //!   synthesize near-boundary points from opposite-class pairs, spread along the boundary).
+//! * `synthesis-boundary`: the same, with crossings of the model's boundary between nearby
+//!   random points of opposite *predicted* class added to the candidates. Pairs of labeled
+//!   points only reach the boundary between them, so pair bisection alone refines the part of
+//!   the boundary the initial set happened to straddle and never explores the rest (on `sine`
+//!   it ends below random sampling); the added candidates cover the whole model boundary, and
+//!   the farthest-first choice sends queries to the parts no label constrains yet.
 //! * [`UncertaintySynthesis`] (`synthesis-uncertainty`): the most uncertain (p nearest ½) of many
 //!   uniform random points, spread.
 //! * [`RandomSynthesis`] (`synthesis-random`): uniform random points in the domain (the baseline).
@@ -96,13 +102,14 @@ pub trait Synthesizer: Send + Sync {
 }
 
 /// The names `quarry synthesize --strategy` takes, in catalogue order.
-pub const NAMES: [&str; 3] = ["synthesis-boundary", "synthesis-uncertainty", "synthesis-random"];
+pub const NAMES: [&str; 4] = ["synthesis-boundary", "synthesis-pairs", "synthesis-uncertainty", "synthesis-random"];
 
 /// A synthesizer by its command-line name (`_` and `-` are the same, case does not matter),
 /// with default parameters.
 pub fn by_name(name: &str) -> Result<Box<dyn Synthesizer>> {
     match crate::normalize_name(name).as_str() {
         "synthesis-boundary" => Ok(Box::new(BoundaryBisection::default())),
+        "synthesis-pairs" => Ok(Box::new(BoundaryBisection::pairs_only())),
         "synthesis-uncertainty" => Ok(Box::new(UncertaintySynthesis::default())),
         "synthesis-random" => Ok(Box::new(RandomSynthesis)),
         other => Err(Error::param("--strategy", format!("unknown synthesizer '{other}' (known: {})", NAMES.join(", ")))),
@@ -193,7 +200,9 @@ fn clear_of(p: Point, a: &[Point], b: &[Point]) -> f64 {
 /// Boundary bisection between nearest opposite-class pairs.
 ///
 /// 1. Pairs: every labeled point with each of its `neighbours` nearest labeled points of the
-///    other class (each unordered pair once).
+///    other class (each unordered pair once); and, if `explore` > 0, each of `explore` uniform
+///    random points with its nearest random point of the other *predicted* class (these
+///    segments straddle the model's boundary wherever it runs, labeled or not).
 /// 2. Crossing: the current model's P(class 1) is evaluated at `grid + 1` evenly spaced points
 ///    of each pair's segment; the sign change of p − ½ nearest the segment's middle is refined
 ///    by `steps` bisection steps. A segment the model does not cross (it disagrees with a label
@@ -206,6 +215,9 @@ fn clear_of(p: Point, a: &[Point], b: &[Point]) -> f64 {
 #[derive(Debug, Clone, Copy)]
 pub struct BoundaryBisection {
     pub neighbours: usize,
+    /// Random points whose predicted-opposite nearest pairs add model-boundary candidates
+    /// (0: labeled pairs only, `synthesis-pairs`).
+    pub explore: usize,
     pub grid: usize,
     pub steps: usize,
     pub min_separation: f64,
@@ -213,30 +225,63 @@ pub struct BoundaryBisection {
 
 impl Default for BoundaryBisection {
     fn default() -> Self {
-        BoundaryBisection { neighbours: 3, grid: 16, steps: 30, min_separation: 1e-3 }
+        BoundaryBisection { neighbours: 3, explore: 400, grid: 16, steps: 30, min_separation: 1e-3 }
     }
+}
+
+/// Where a [`BoundaryProposal`] came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Origin {
+    /// The segment between these labeled points `(class 0, class 1)` (indices into the labeled set).
+    Pair(usize, usize),
+    /// The segment between two random points the model puts in different classes.
+    ModelBoundary([Point; 2]),
+    /// Filled in by uncertainty sampling when the crossings ran out.
+    Fill,
 }
 
 /// One proposal of [`BoundaryBisection`] and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BoundaryProposal {
     pub point: Point,
-    /// Indices into the labeled set of the pair `(class 0, class 1)` whose segment it lies on;
-    /// `None` for a point filled in by uncertainty sampling.
-    pub pair: Option<(usize, usize)>,
-    /// Its position on the segment from the class-0 to the class-1 point, in `[0, 1]`.
+    pub origin: Origin,
+    /// Its position on the origin's segment, from the (predicted) class-0 end, in `[0, 1]`.
     pub t: f64,
 }
 
 impl BoundaryBisection {
+    /// Labeled pairs only (`synthesis-pairs`).
+    pub fn pairs_only() -> Self {
+        BoundaryBisection { explore: 0, ..Self::default() }
+    }
+
+    /// Nearest predicted-opposite pairs among `explore` random points: `(predicted 0, predicted 1)`.
+    fn model_segments(&self, ctx: &SynthesisContext<'_>, rng: &mut QuarryRng) -> Result<Vec<(Point, Point)>> {
+        if self.explore == 0 {
+            return Ok(Vec::new());
+        }
+        let pts: Vec<Point> = (0..self.explore).map(|_| ctx.domain.sample(rng)).collect();
+        let p = (ctx.model)(&pts)?;
+        if p.len() != pts.len() {
+            return Err(Error::shape("model probabilities", pts.len(), p.len()));
+        }
+        let class: Vec<u32> = p.iter().map(|&v| u32::from(v > 0.5)).collect();
+        let pairs = self.nearest_opposite(&pts, &class, 1);
+        Ok(pairs.into_iter().map(|(a, b)| (pts[a], pts[b])).collect())
+    }
+
     /// The opposite-class pairs `(class-0 index, class-1 index)`, each once, in a fixed order.
     pub fn pairs(&self, labeled: &[Point], labels: &[u32]) -> Vec<(usize, usize)> {
+        self.nearest_opposite(labeled, labels, self.neighbours)
+    }
+
+    fn nearest_opposite(&self, labeled: &[Point], labels: &[u32], neighbours: usize) -> Vec<(usize, usize)> {
         let mut pairs = Vec::new();
         for (i, &p) in labeled.iter().enumerate() {
             let mut other: Vec<(f64, usize)> =
                 labeled.iter().enumerate().filter(|&(j, _)| labels[j] != labels[i]).map(|(j, &q)| (dist(p, q), j)).collect();
             other.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            for &(_, j) in other.iter().take(self.neighbours.max(1)) {
+            for &(_, j) in other.iter().take(neighbours.max(1)) {
                 let pair = if labels[i] == 0 { (i, j) } else { (j, i) };
                 pairs.push(pair);
             }
@@ -248,8 +293,14 @@ impl BoundaryBisection {
 
     /// Where the model's boundary crosses each segment `a → b`, as `t ∈ [0, 1]`.
     pub fn crossings(&self, segments: &[(Point, Point)], model: &PositiveProbability<'_>) -> Result<Vec<f64>> {
+        self.crossings_on_grid(segments, model, self.grid.max(2))
+    }
+
+    /// [`BoundaryBisection::crossings`] with `g` grid intervals per segment (1 where the ends are
+    /// already known to lie on opposite sides).
+    fn crossings_on_grid(&self, segments: &[(Point, Point)], model: &PositiveProbability<'_>, g: usize) -> Result<Vec<f64>> {
         let at = |a: Point, b: Point, t: f64| [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
-        let g = self.grid.max(2);
+        let g = g.max(1);
         let pts: Vec<Point> = segments.iter().flat_map(|&(a, b)| (0..=g).map(move |i| at(a, b, i as f64 / g as f64))).collect();
         let p = model(&pts)?;
         if p.len() != pts.len() {
@@ -313,8 +364,16 @@ impl BoundaryBisection {
     pub fn proposals(&self, ctx: &SynthesisContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Vec<BoundaryProposal>> {
         ctx.check()?;
         let pairs = self.pairs(ctx.labeled, ctx.labels);
-        let segments: Vec<(Point, Point)> = pairs.iter().map(|&(a, b)| (ctx.labeled[a], ctx.labeled[b])).collect();
-        let ts = self.crossings(&segments, ctx.model)?;
+        let mut segments: Vec<(Point, Point)> = pairs.iter().map(|&(a, b)| (ctx.labeled[a], ctx.labeled[b])).collect();
+        let mut origins: Vec<Origin> = pairs.iter().map(|&(a, b)| Origin::Pair(a, b)).collect();
+        let mut ts = self.crossings(&segments, ctx.model)?;
+        let model_segments = self.model_segments(ctx, rng)?;
+        // Their ends are on opposite sides already: bisect from the whole segment.
+        ts.extend(self.crossings_on_grid(&model_segments, ctx.model, 1)?);
+        for (a, b) in model_segments {
+            segments.push((a, b));
+            origins.push(Origin::ModelBoundary([a, b]));
+        }
         let cands: Vec<Point> = segments
             .iter()
             .zip(&ts)
@@ -331,7 +390,7 @@ impl BoundaryBisection {
                 .max_by(|&i, &j| clearance[i].total_cmp(&clearance[j]).then(j.cmp(&i)));
             let Some(j) = best else { break };
             taken[j] = true;
-            out.push(BoundaryProposal { point: cands[j], pair: Some(pairs[j]), t: ts[j] });
+            out.push(BoundaryProposal { point: cands[j], origin: origins[j], t: ts[j] });
             for (c, cl) in cands.iter().zip(clearance.iter_mut()) {
                 *cl = cl.min(dist(*c, cands[j]));
             }
@@ -340,7 +399,7 @@ impl BoundaryBisection {
             let mut points: Vec<Point> = out.iter().map(|p| p.point).collect();
             let have = points.len();
             most_uncertain(ctx, k - have, UncertaintySynthesis::default().candidates, min_dist, &mut points, rng)?;
-            out.extend(points[have..].iter().map(|&point| BoundaryProposal { point, pair: None, t: f64::NAN }));
+            out.extend(points[have..].iter().map(|&point| BoundaryProposal { point, origin: Origin::Fill, t: f64::NAN }));
         }
         Ok(out)
     }
@@ -348,7 +407,7 @@ impl BoundaryBisection {
 
 impl Synthesizer for BoundaryBisection {
     fn name(&self) -> &'static str {
-        "synthesis-boundary"
+        if self.explore == 0 { "synthesis-pairs" } else { "synthesis-boundary" }
     }
     fn propose(&self, ctx: &SynthesisContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Vec<Point>> {
         Ok(self.proposals(ctx, k, rng)?.into_iter().map(|p| p.point).collect())
@@ -365,7 +424,14 @@ pub(crate) fn scenario_entries() -> Vec<ScenarioInfo> {
             family: FAMILY,
             needs: "labeled points and labels, the model's P(class 1) at synthesized points",
             paper: "Wang, Hu, Yuan & Lu 2015, \"Active learning via query synthesis and nearest neighbour search\", Neurocomputing 147 (doi:10.1016/j.neucom.2014.06.042); scenario: Angluin 1988",
-            summary: "Bisects, with the current model, the segments between nearest opposite-class labeled pairs and asks about the crossings, farthest from anything labeled first; an oracle that knows the true function labels them. `quarry synthesize --problem circle --strategy synthesis-boundary,synthesis-random`",
+            summary: "Bisects, with the current model, the segments between nearest opposite-class labeled pairs and between nearby random points the model puts in different classes, and asks about the crossings, farthest from anything labeled first; an oracle that knows the true function labels them. `quarry synthesize --problem circle --strategy synthesis-boundary,synthesis-random`",
+        },
+        ScenarioInfo {
+            name: "synthesis-pairs",
+            family: FAMILY,
+            needs: "labeled points and labels, the model's P(class 1) at synthesized points",
+            paper: "Wang, Hu, Yuan & Lu 2015 (as synthesis-boundary); scenario: Angluin 1988",
+            summary: "synthesis-boundary with labeled pairs only: refines the boundary between opposite-class labels but never explores beyond them (the ablation). `quarry synthesize --strategy synthesis-pairs,synthesis-boundary,synthesis-random`",
         },
         ScenarioInfo {
             name: "synthesis-uncertainty",
@@ -415,19 +481,33 @@ mod tests {
         let (pts, labels) = labeled(30, 3, line_margin);
         assert!(labels.contains(&0) && labels.contains(&1));
         let ctx = SynthesisContext { domain: square(), labeled: &pts, labels: &labels, model: &truth_model };
-        let props = BoundaryBisection::default().proposals(&ctx, 8, &mut seeded_rng(0, 2)).unwrap();
-        assert_eq!(props.len(), 8);
-        for p in &props {
-            let (a, b) = p.pair.expect("30 labeled points give more than 8 pairs");
-            assert_eq!((labels[a], labels[b]), (0, 1));
-            let (pa, pb) = (pts[a], pts[b]);
-            // On the segment: |pa − p| + |p − pb| = |pa − pb|.
-            let slack = dist(pa, p.point) + dist(p.point, pb) - dist(pa, pb);
-            assert!(slack.abs() < 1e-9, "proposal {:?} is off its pair's segment by {slack}", p.point);
-            assert!((0.0..=1.0).contains(&p.t));
-            // The model is the truth, so the crossing is the true boundary.
-            assert!(line_margin(p.point).abs() < 1e-6, "proposal {:?} is {} from the line", p.point, line_margin(p.point));
+        let mut from_pairs = 0;
+        for s in [BoundaryBisection::pairs_only(), BoundaryBisection::default()] {
+            let props = s.proposals(&ctx, 8, &mut seeded_rng(0, 2)).unwrap();
+            assert_eq!(props.len(), 8);
+            for p in &props {
+                let (pa, pb) = match p.origin {
+                    Origin::Pair(a, b) => {
+                        assert_eq!((labels[a], labels[b]), (0, 1));
+                        from_pairs += 1;
+                        (pts[a], pts[b])
+                    }
+                    Origin::ModelBoundary([a, b]) => {
+                        assert!(s.explore > 0);
+                        assert!(line_margin(a) <= 0.0 && line_margin(b) > 0.0);
+                        (a, b)
+                    }
+                    Origin::Fill => panic!("30 labeled points give more than 8 pairs"),
+                };
+                // On the segment: |pa − p| + |p − pb| = |pa − pb|.
+                let slack = dist(pa, p.point) + dist(p.point, pb) - dist(pa, pb);
+                assert!(slack.abs() < 1e-9, "proposal {:?} is off its pair's segment by {slack}", p.point);
+                assert!((0.0..=1.0).contains(&p.t));
+                // The model is the truth, so the crossing is the true boundary.
+                assert!(line_margin(p.point).abs() < 1e-6, "proposal {:?} is {} from the line", p.point, line_margin(p.point));
+            }
         }
+        assert!(from_pairs >= 8);
     }
 
     #[test]
@@ -436,21 +516,38 @@ mod tests {
         let (pts, labels) = labeled(40, 5, circle);
         let model = |q: &[Point]| -> Result<Vec<f64>> { Ok(q.iter().map(|&p| 1.0 / (1.0 + (-10.0 * circle(p)).exp())).collect()) };
         let ctx = SynthesisContext { domain: square(), labeled: &pts, labels: &labels, model: &model };
-        let s = BoundaryBisection::default();
-        let batch = s.propose(&ctx, 12, &mut seeded_rng(0, 2)).unwrap();
-        assert_eq!(batch.len(), 12);
-        let min_dist = s.min_separation * square().diagonal();
-        for (i, &p) in batch.iter().enumerate() {
-            assert!(square().contains(p));
-            assert!(clear_of(p, &pts, &batch[..i]) >= min_dist, "proposal {i} is a near-duplicate");
-            // On the circle of radius 0.6 (the model is the truth).
-            assert!((p[0].hypot(p[1]) - 0.6).abs() < 1e-6);
+        for s in [BoundaryBisection::pairs_only(), BoundaryBisection::default()] {
+            let batch = s.propose(&ctx, 12, &mut seeded_rng(0, 2)).unwrap();
+            assert_eq!(batch.len(), 12);
+            let min_dist = s.min_separation * square().diagonal();
+            for (i, &p) in batch.iter().enumerate() {
+                assert!(square().contains(p));
+                assert!(clear_of(p, &pts, &batch[..i]) >= min_dist, "{}: proposal {i} is a near-duplicate", s.name());
+                // On the circle of radius 0.6 (the model is the truth).
+                assert!((p[0].hypot(p[1]) - 0.6).abs() < 1e-6);
+            }
+            // Spread: the batch covers several directions around the circle, not one spot.
+            let mut angles: Vec<f64> = batch.iter().map(|p| p[1].atan2(p[0])).collect();
+            angles.sort_by(f64::total_cmp);
+            let widest_gap = angles.windows(2).map(|w| w[1] - w[0]).chain([angles[0] + std::f64::consts::TAU - angles[11]]).fold(0.0, f64::max);
+            assert!(widest_gap < std::f64::consts::PI, "{}: 12 proposals leave a gap of {widest_gap} rad", s.name());
         }
-        // Spread: the batch covers several directions around the circle, not one spot.
-        let mut angles: Vec<f64> = batch.iter().map(|p| p[1].atan2(p[0])).collect();
-        angles.sort_by(f64::total_cmp);
-        let widest_gap = angles.windows(2).map(|w| w[1] - w[0]).chain([angles[0] + std::f64::consts::TAU - angles[11]]).fold(0.0, f64::max);
-        assert!(widest_gap < std::f64::consts::PI, "12 proposals leave a gap of {widest_gap} rad");
+    }
+
+    /// Labels only near the top of the boundary x = 0: labeled pairs stay there, the
+    /// model-boundary candidates reach the unlabeled bottom first.
+    #[test]
+    fn boundary_explores_the_model_boundary_beyond_the_labeled_pairs() {
+        let pts = [[-0.1, 0.9], [0.1, 0.9], [-0.1, 0.8], [0.1, 0.8]];
+        let labels = [0, 1, 0, 1];
+        let model = |q: &[Point]| -> Result<Vec<f64>> { Ok(q.iter().map(|p| 1.0 / (1.0 + (-10.0 * p[0]).exp())).collect()) };
+        let ctx = SynthesisContext { domain: square(), labeled: &pts, labels: &labels, model: &model };
+        let local = BoundaryBisection::pairs_only().propose(&ctx, 3, &mut seeded_rng(0, 0)).unwrap();
+        assert!(local.iter().all(|p| p[0].abs() < 1e-6 && (0.8..=0.9).contains(&p[1])), "{local:?}");
+        let explored = BoundaryBisection::default().propose(&ctx, 3, &mut seeded_rng(0, 0)).unwrap();
+        assert!(explored.iter().all(|p| p[0].abs() < 1e-6), "{explored:?}");
+        assert!(explored[0][1] < -0.8, "the first query should go to the far end of the boundary: {explored:?}");
+        assert!(explored.iter().all(|p| !(0.75..=0.95).contains(&p[1])), "{explored:?}");
     }
 
     #[test]
@@ -460,12 +557,12 @@ mod tests {
         let labels = [0, 1];
         let model = |q: &[Point]| -> Result<Vec<f64>> { Ok(q.iter().map(|p| 1.0 / (1.0 + (-5.0 * p[0]).exp())).collect()) };
         let ctx = SynthesisContext { domain: square(), labeled: &pts, labels: &labels, model: &model };
-        let props = BoundaryBisection::default().proposals(&ctx, 5, &mut seeded_rng(1, 1)).unwrap();
+        let props = BoundaryBisection::pairs_only().proposals(&ctx, 5, &mut seeded_rng(1, 1)).unwrap();
         assert_eq!(props.len(), 5);
-        assert_eq!(props[0].pair, Some((0, 1)));
+        assert_eq!(props[0].origin, Origin::Pair(0, 1));
         assert!(props[0].point[0].abs() < 1e-6 && props[0].point[1].abs() < 1e-12);
         for p in &props[1..] {
-            assert_eq!(p.pair, None);
+            assert_eq!(p.origin, Origin::Fill);
             assert!(p.point[0].abs() < 0.2, "fill-in {:?} is not near the model's boundary x = 0", p.point);
         }
     }
@@ -498,7 +595,7 @@ mod tests {
             let b = s.propose(&ctx, 6, &mut seeded_rng(4, 8)).unwrap();
             assert_eq!(a, b, "{name}");
             assert_eq!(a.len(), 6);
-            if name != "synthesis-boundary" {
+            if name != "synthesis-pairs" {
                 assert_ne!(a, s.propose(&ctx, 6, &mut seeded_rng(5, 8)).unwrap(), "{name} ignores its seed");
             }
         }
