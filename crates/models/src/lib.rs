@@ -19,6 +19,8 @@ pub mod nn;
 pub use nn::{NetLearner, NetParams, NetSpec};
 pub use efficientnet::ImagePrediction;
 pub mod effnet_train;
+pub mod effnet_learner;
+pub use effnet_learner::{EfficientNetLearner, FineTuneParams};
 pub use effnet_train::{BatchNormMode, EfficientNetTrainer, Head, TrainerParams};
 pub mod feature_cache;
 pub use feature_cache::{BuildReport, CacheWriter, FeatureCache, FeatureCacheError};

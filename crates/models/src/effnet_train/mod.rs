@@ -63,6 +63,7 @@
 //! bit-identical results with any number of rayon threads (on one machine).
 
 pub mod kernels;
+mod state;
 
 use std::path::Path;
 use std::sync::Mutex;

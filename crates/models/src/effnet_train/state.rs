@@ -1,0 +1,173 @@
+//! A fine-tuning run's resume point and eval-mode outputs from cached frozen features.
+//!
+//! [`EfficientNetTrainer::state_bytes`] saves what training changes — every trainable tensor with
+//! its SGD momentum buffer, the trainable batch norms' running statistics, the head, and the step
+//! counter — as safetensors under the checkpoint's names (`<tensor>` and `<tensor>.velocity`);
+//! [`EfficientNetTrainer::load_state`] puts it back into a trainer built from the same pretrained
+//! weights with the same settings, so a resumed run continues exactly. The frozen part never
+//! changes and is not saved.
+
+use super::{ConvBn, EfficientNetTrainer, Param, TrunkInput};
+use crate::efficientnet::{EfficientNetError, FEATURE_DIM};
+use safetensors::SafeTensors;
+
+const STEPS_KEY: &str = "steps";
+
+/// One saved tensor: its name and a view of its values.
+type Named<'a> = (String, &'a [f32]);
+
+impl ConvBn {
+    fn saved(&self) -> Vec<Named<'_>> {
+        let mut v = Vec::new();
+        for (name, p) in [
+            (format!("{}.weight", self.name), &self.weight),
+            (format!("{}.weight", self.bn_name), &self.gamma),
+            (format!("{}.bias", self.bn_name), &self.beta),
+        ] {
+            v.push((format!("{name}.velocity"), &p.velocity[..]));
+            v.push((name, &p.value[..]));
+        }
+        v.push((format!("{}.running_mean", self.bn_name), &self.running_mean[..]));
+        v.push((format!("{}.running_var", self.bn_name), &self.running_var[..]));
+        v
+    }
+
+    fn saved_mut(&mut self) -> Vec<(String, &mut Vec<f32>)> {
+        let (name, bn) = (self.name.clone(), self.bn_name.clone());
+        let mut v = Vec::new();
+        for (n, p) in [
+            (format!("{name}.weight"), &mut self.weight),
+            (format!("{bn}.weight"), &mut self.gamma),
+            (format!("{bn}.bias"), &mut self.beta),
+        ] {
+            let Param { value, velocity, .. } = p;
+            v.push((format!("{n}.velocity"), velocity));
+            v.push((n, value));
+        }
+        v.push((format!("{bn}.running_mean"), &mut self.running_mean));
+        v.push((format!("{bn}.running_var"), &mut self.running_var));
+        v
+    }
+}
+
+impl EfficientNetTrainer {
+    fn trainable_layers(&self) -> Vec<&ConvBn> {
+        let mut v: Vec<&ConvBn> = self.stem.iter().collect();
+        for b in &self.blocks {
+            v.extend(b.expand.iter());
+            v.push(&b.depthwise);
+            v.push(&b.project);
+        }
+        v.push(&self.head_conv);
+        v
+    }
+
+    fn saved(&self) -> Vec<Named<'_>> {
+        let mut v: Vec<Named<'_>> = self.trainable_layers().into_iter().flat_map(ConvBn::saved).collect();
+        for (name, p) in [("_fc.weight", &self.fc_weight), ("_fc.bias", &self.fc_bias)] {
+            v.push((format!("{name}.velocity"), &p.velocity[..]));
+            v.push((name.to_string(), &p.value[..]));
+        }
+        v
+    }
+
+    /// The training state as safetensors bytes (see the module documentation).
+    pub fn state_bytes(&self) -> Result<Vec<u8>, EfficientNetError> {
+        let bytes: Vec<(String, Vec<u8>, usize)> =
+            self.saved().into_iter().map(|(n, v)| (n, v.iter().flat_map(|x| x.to_le_bytes()).collect(), v.len())).collect();
+        let views = bytes
+            .iter()
+            .map(|(name, data, len)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![*len], data)
+                    .map(|v| (name.clone(), v))
+                    .map_err(|e| EfficientNetError::Format { path: name.clone(), reason: e.to_string() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let meta = std::collections::HashMap::from([(STEPS_KEY.to_string(), self.steps.to_string())]);
+        safetensors::serialize(views, Some(meta))
+            .map_err(|e| EfficientNetError::Format { path: "(trainer state)".into(), reason: e.to_string() })
+    }
+
+    /// Restores [`Self::state_bytes`] of a trainer with the same architecture, frozen blocks and
+    /// head; `label` names the state in errors, which name the tensor and both shapes. Nothing is
+    /// changed unless every tensor is present with the right shape.
+    pub fn load_state(&mut self, bytes: &[u8], label: &str) -> Result<(), EfficientNetError> {
+        let tensors = SafeTensors::deserialize(bytes)
+            .map_err(|e| EfficientNetError::Format { path: label.to_string(), reason: e.to_string() })?;
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| EfficientNetError::Format { path: label.to_string(), reason: e.to_string() })?;
+        let steps = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(STEPS_KEY))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| EfficientNetError::Format { path: label.to_string(), reason: format!("metadata `{STEPS_KEY}` missing") })?;
+        // Check everything first, so a bad state leaves the trainer as it was.
+        let mut values = Vec::new();
+        for (name, current) in self.saved() {
+            let t = tensors
+                .tensor(&name)
+                .map_err(|_| EfficientNetError::MissingTensor { path: label.to_string(), name: name.clone() })?;
+            if t.dtype() != safetensors::Dtype::F32 {
+                return Err(EfficientNetError::TensorDtype { path: label.to_string(), name, dtype: format!("{:?}", t.dtype()) });
+            }
+            if t.shape() != [current.len()] {
+                return Err(EfficientNetError::TensorShape {
+                    path: label.to_string(),
+                    name,
+                    expected: vec![current.len()],
+                    found: t.shape().to_vec(),
+                });
+            }
+            let v: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            values.push((name, v));
+        }
+        let mut values = values.into_iter();
+        let mut put = |slot: &mut Vec<f32>| {
+            let (_, v) = values.next().expect("one value per saved tensor");
+            *slot = v;
+        };
+        if let Some(stem) = self.stem.as_mut() {
+            stem.saved_mut().into_iter().for_each(|(_, s)| put(s));
+        }
+        for b in &mut self.blocks {
+            if let Some(e) = b.expand.as_mut() {
+                e.saved_mut().into_iter().for_each(|(_, s)| put(s));
+            }
+            b.depthwise.saved_mut().into_iter().for_each(|(_, s)| put(s));
+            b.project.saved_mut().into_iter().for_each(|(_, s)| put(s));
+        }
+        self.head_conv.saved_mut().into_iter().for_each(|(_, s)| put(s));
+        for p in [&mut self.fc_weight, &mut self.fc_bias] {
+            put(&mut p.velocity);
+            put(&mut p.value);
+        }
+        self.steps = steps;
+        Ok(())
+    }
+
+    /// Eval-mode (running BN statistics, no dropout) logits `[n, classes]` and pooled features
+    /// `[n, 1280]` from cached [`Self::frozen_features`] `[n, h, w, c]`.
+    pub fn predict_from_frozen(&self, features: &[f32], shape: [usize; 4]) -> Result<(Vec<f32>, Vec<f32>), EfficientNetError> {
+        let [n, h, w, c] = shape;
+        let expected = self.frozen.as_ref().map(|f| f.out_channels);
+        if expected != Some(c) || n == 0 || features.len() != n * h * w * c {
+            return Err(EfficientNetError::Input {
+                expected: format!("frozen features [n, h, w, {}] with n >= 1", expected.map_or("(nothing frozen)".into(), |c| c.to_string())),
+                got: format!("shape {shape:?} with {} values", features.len()),
+            });
+        }
+        let tape = self.forward(TrunkInput::Frozen { data: features, h, w }, n, false);
+        let out = (tape.logits.clone(), tape.dropped.clone());
+        debug_assert_eq!(out.1.len(), n * FEATURE_DIM);
+        self.recycle(tape);
+        Ok(out)
+    }
+}
+
+impl EfficientNetTrainer {
+    /// Channels of the frozen part's output (`None` when nothing is frozen).
+    pub fn frozen_channels(&self) -> Option<usize> {
+        self.frozen.as_ref().map(|f| f.out_channels)
+    }
+}
