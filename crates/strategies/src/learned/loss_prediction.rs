@@ -33,6 +33,13 @@
 //! labeled samples plus `O(n · dim · 128)` to score `n` candidates; single-threaded, so the
 //! result does not depend on the number of threads.
 
+//!
+//! Measured (`quarry simulate`, 5 seeds, logistic regression, 10 + 10/round): digits to 300
+//! labels AULC 0.807 ± 0.032 against random's 0.864 ± 0.013 — below random, the module trained on
+//! a few dozen training losses of a regularized linear model picks redundant batches; breast
+//! cancer to 150 labels 0.961 ± 0.015 against 0.959 ± 0.015. LeNet-5 on Fashion-MNIST (3 seeds,
+//! 100 + 100/round to 2,000, 2,000 candidates): 0.775 ± 0.009 against random's 0.783 ± 0.008.
+
 use super::net::{Adam, Grads, Mlp};
 use super::{column_stats, gather, standardize};
 use crate::select::top_k;
