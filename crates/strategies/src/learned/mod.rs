@@ -7,8 +7,8 @@
 //!   a β-VAE and a discriminator on the raw inputs play a labeled-vs-unlabeled game; the candidates
 //!   the discriminator finds least like the labeled set are queried.
 //!
-//! Both build their networks from the private `net` module (dense layers, manual backward, Adam), fresh and seeded
-//! from the query's rng at every query, so a seed fixes the picks.
+//! Both build their networks from the private `net` module (dense layers, manual backward,
+//! Adam), fresh and seeded from the query's rng at every query, so a seed fixes the picks.
 
 pub mod loss_prediction;
 pub(crate) mod net;
