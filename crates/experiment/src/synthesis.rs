@@ -307,8 +307,8 @@ pub const GRID: usize = 120;
 // Random-number streams of a run (see `quarry_core::seeded_rng`).
 const INITIAL_STREAM: u64 = 0x5E_0001;
 const TEST_STREAM: u64 = 0x5E_0002;
-const PROPOSE_STREAM: u64 = 0x5E_0100;
-const NOISE_STREAM: u64 = 0x5E_0200;
+const PROPOSE_STREAM: u64 = 0x5E_0001_0000_0000;
+const NOISE_STREAM: u64 = 0x5E_0002_0000_0000;
 
 /// The cell centers of the `GRID × GRID` grid over the domain, row-major from the bottom row.
 pub fn grid_points(domain: Domain, n: usize) -> Vec<Point> {
@@ -340,9 +340,10 @@ fn ask(problem: Problem, noise: f64, p: Point, rng: &mut QuarryRng) -> u32 {
 pub fn run_one(config: &SynthesisConfig, synthesizer: &dyn Synthesizer, seed: u64) -> Result<SynthRun> {
     let problem = config.problem;
     let domain = problem.domain();
-    let which = synth::NAMES.iter().position(|&n| n == synthesizer.name()).unwrap_or(synth::NAMES.len()) as u64;
-    let mut propose_rng = seeded_rng(seed, PROPOSE_STREAM + which);
-    let mut noise_rng = seeded_rng(seed, NOISE_STREAM + which);
+    // A stream per synthesizer name (FNV-1a), so adding a synthesizer changes no other's queries.
+    let which = synthesizer.name().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) & 0xFFFF;
+    let mut propose_rng = seeded_rng(seed, PROPOSE_STREAM + (which << 16));
+    let mut noise_rng = seeded_rng(seed, NOISE_STREAM + (which << 16));
     let mut test_rng = seeded_rng(seed, TEST_STREAM);
     let test: Vec<Point> = (0..config.test_size).map(|_| domain.sample(&mut test_rng)).collect();
     let test_labels: Vec<u32> = test.iter().map(|&p| problem.label(p)).collect();
@@ -617,7 +618,7 @@ pub fn write_reports(config: &SynthesisConfig, outcome: &SynthesisOutcome, out: 
             queries: r.queries.iter().map(|q| (q.point, q.label, q.round)).collect(),
         })
         .collect();
-    let title = format!("'{}': {} — initial points (squares) and synthesized queries (circles, darker = later round)", config.problem.name(), config.problem.description());
+    let title = format!("{}: {}", config.problem.name(), config.problem.description());
     write_queries_svg(&out.join("queries.svg"), &title, &panels).map_err(|e| ExperimentError::Plot(format!("{}: {e}", out.join("queries.svg").display())))
 }
 
@@ -668,7 +669,7 @@ mod tests {
         assert!(c.synthesizers().err().unwrap().to_string().contains("--budget"));
         let c = config(&["margin"]);
         let err = c.synthesizers().err().unwrap().to_string();
-        assert!(err.contains("synthesis-boundary, synthesis-uncertainty, synthesis-random"), "{err}");
+        assert!(err.contains("unknown synthesizer 'margin'") && err.contains("synthesis-pairs"), "{err}");
         let c = config(&["synthesis-random", "synthesis_random"]);
         assert!(c.synthesizers().is_err());
     }
