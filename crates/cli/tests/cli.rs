@@ -325,6 +325,25 @@ fn aift_on_an_image_folder_reports_broken_files_by_name() {
     let bad = quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "aift", "--budget", "20",
         "--quiet", "--out", d.join("bad").to_str().unwrap()]);
     assert!(!bad.status.success() && stderr(&bad).contains("augmented patches"), "{}", stderr(&bad));
+
+    // Fine-tuning the last blocks in the loop: runs, and a run stopped half-way continues to the
+    // same curve as an uninterrupted one (weights, momentum and step counts are checkpointed).
+    let tune = |out: &str, budget: &str| {
+        quarry(&[
+            "simulate", "--data", d.join("img").to_str().unwrap(), "--test-fraction", "0.3", "--model", "efficientnet-lite0",
+            "--weights", weights.to_str().unwrap(), "--resolution", "32", "--patches", "4", "--train-blocks", "2",
+            "--epochs", "2", "--strategy", "aift", "--initial", "6", "--batch", "6", "--budget", budget, "--seeds", "1",
+            "--no-full-pool", "--quiet", "--out", d.join(out).to_str().unwrap(),
+        ])
+    };
+    for (out, budget) in [("whole", "18"), ("half", "12"), ("half", "18")] {
+        let o = tune(out, budget);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(curve_rows(&d.join("whole")), curve_rows(&d.join("half")));
+    let bad = quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "margin", "--budget", "20",
+        "--train-blocks", "2", "--quiet", "--out", d.join("bad2").to_str().unwrap()]);
+    assert!(!bad.status.success() && stderr(&bad).contains("--train-blocks"), "{}", stderr(&bad));
 }
 
 /// `--committee mixed` builds the committee from different learner kinds: the run works, is

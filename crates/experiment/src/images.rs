@@ -10,7 +10,7 @@ use crate::{ExperimentError, Result};
 use image::DynamicImage;
 use quarry_core::{Dataset, Learner, Matrix, McSamples, Probabilities, seeded_rng};
 use quarry_data::{Skipped, decode_all, scan_image_folder};
-use quarry_models::EfficientNetLite0;
+use quarry_models::{EfficientNetLite0, EfficientNetTrainer};
 use quarry_models::imagenet_input::{decode_image, preprocess};
 use rand::Rng;
 use std::path::{Path, PathBuf};
@@ -29,21 +29,53 @@ const EMBED_BATCH: usize = 32;
 pub fn embed_images(model: &EfficientNetLite0, images: &[&DynamicImage], resolution: usize) -> Result<Matrix> {
     let mut rows = Vec::with_capacity(images.len() * quarry_models::efficientnet::FEATURE_DIM);
     for chunk in images.chunks(EMBED_BATCH) {
-        let mut input = Vec::with_capacity(chunk.len() * 3 * resolution * resolution);
-        for img in chunk {
-            input.extend(preprocess(img, resolution));
-        }
         let f = model
-            .embed(&input, [chunk.len(), 3, resolution, resolution])
+            .embed(&batch_input(chunk, resolution), [chunk.len(), 3, resolution, resolution])
             .map_err(|e| ExperimentError::flag("--model", e.to_string()))?;
         rows.extend_from_slice(f.as_slice());
     }
     Ok(Matrix::new(rows, images.len(), quarry_models::efficientnet::FEATURE_DIM)?)
 }
 
+/// Normalized NCHW input of a batch of images.
+fn batch_input(images: &[&DynamicImage], resolution: usize) -> Vec<f32> {
+    let mut input = Vec::with_capacity(images.len() * 3 * resolution * resolution);
+    for img in images {
+        input.extend(preprocess(img, resolution));
+    }
+    input
+}
+
+/// What a pool row holds for an image: the frozen backbone's pooled features (a head is trained on
+/// them), or the output of a fine-tuning trainer's frozen stem and first blocks (the rest of the
+/// network is trained on them; see `quarry_models::EfficientNetLearner`).
+pub enum Featurizer {
+    Pooled(Arc<EfficientNetLite0>),
+    Frozen(Arc<EfficientNetTrainer>),
+}
+
+impl Featurizer {
+    /// Rows for `images` at `resolution` × `resolution`, computed a batch at a time.
+    pub fn features(&self, images: &[&DynamicImage], resolution: usize) -> Result<Matrix> {
+        let trainer = match self {
+            Featurizer::Pooled(model) => return embed_images(model, images, resolution),
+            Featurizer::Frozen(trainer) => trainer,
+        };
+        let (mut rows, mut cols) = (Vec::new(), 0);
+        for chunk in images.chunks(EMBED_BATCH) {
+            let (f, [_, h, w, c]) = trainer
+                .frozen_features(&batch_input(chunk, resolution), [chunk.len(), 3, resolution, resolution])
+                .map_err(|e| ExperimentError::flag("--train-blocks", e.to_string()))?;
+            cols = h * w * c;
+            rows.extend(f);
+        }
+        Ok(Matrix::new(rows, images.len(), cols)?)
+    }
+}
+
 /// Read a folder with one sub-folder per class: unreadable images are reported by name and left
 /// out, never aborting the run.
-pub fn load_image_folder(dir: &Path, model: &EfficientNetLite0, resolution: usize) -> Result<(Dataset, ImageSet, Vec<Skipped>)> {
+pub fn load_image_folder(dir: &Path, featurizer: &Featurizer, resolution: usize) -> Result<(Dataset, ImageSet, Vec<Skipped>)> {
     let folder = scan_image_folder(dir)?;
     let labels = folder.labels.clone().ok_or_else(|| {
         ExperimentError::flag("--data", format!("{}: a simulation needs one sub-folder per class (this folder is flat)", dir.display()))
@@ -53,7 +85,7 @@ pub fn load_image_folder(dir: &Path, model: &EfficientNetLite0, resolution: usiz
     let y: Vec<u32> = decoded.iter().map(|(i, _)| labels[*i]).collect();
     let images: Vec<DynamicImage> = decoded.into_iter().map(|(_, img)| img).collect();
     let refs: Vec<&DynamicImage> = images.iter().collect();
-    let features = embed_images(model, &refs, resolution)?;
+    let features = featurizer.features(&refs, resolution)?;
     let data = Dataset::new(features, y, folder.class_names.clone())?;
     Ok((data, ImageSet { images, files }, skipped))
 }
@@ -89,7 +121,7 @@ pub fn rotate(img: &image::RgbImage, degrees: f64) -> image::RgbImage {
 
 /// Predicts augmented patches of pool samples for AIFT.
 pub struct AugmentedPatches {
-    pub model: Arc<EfficientNetLite0>,
+    pub featurizer: Arc<Featurizer>,
     pub images: Arc<ImageSet>,
     /// Pool row → image index.
     pub origin: Vec<usize>,
@@ -120,7 +152,7 @@ impl AugmentedPatches {
             let crops: Vec<DynamicImage> =
                 rows.iter().map(|&r| self.patch(&self.images.images[self.origin[r]], self.origin[r], t, seed)).collect();
             let refs: Vec<&DynamicImage> = crops.iter().collect();
-            let features = embed_images(&self.model, &refs, self.resolution)?;
+            let features = self.featurizer.features(&refs, self.resolution)?;
             let p: Probabilities = head.predict_proba(&features)?;
             draws.push(p);
         }
