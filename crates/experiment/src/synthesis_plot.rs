@@ -91,15 +91,16 @@ pub fn write_queries_svg(path: &Path, title: &str, panels: &[QueryPanel]) -> Res
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let body = root.titled(title, ("sans-serif", font_px(15.0))).map_err(|e| e.to_string())?;
-        for (area, panel) in body.split_evenly((1, panels.len())).iter().zip(panels) {
-            draw_panel(area, panel).map_err(|e| e.to_string())?;
+        for (i, (area, panel)) in body.split_evenly((1, panels.len())).iter().zip(panels).enumerate() {
+            draw_panel(area, panel, i == 0).map_err(|e| e.to_string())?;
         }
         root.present().map_err(|e| e.to_string())?;
     }
     std::fs::write(path, svg).map_err(|e| e.to_string())
 }
 
-fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, p: &QueryPanel) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+/// One panel; the legend only where `legend` (the first panel), to keep the others clear.
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, p: &QueryPanel, legend: bool) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let d = p.domain;
     let mut chart = ChartBuilder::on(area)
         .caption(&p.title, ("sans-serif", font_px(13.0)))
@@ -149,8 +150,8 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>
     let last = p.queries.iter().map(|q| q.2).max().unwrap_or(0).max(1);
     let outline = RGBColor(0x22, 0x22, 0x22);
     // Initial points: squares.
-    for class in 0..2 {
-        let style = CLASS[class].filled();
+    for (class, color) in CLASS.iter().enumerate() {
+        let style = color.filled();
         chart
             .draw_series(p.queries.iter().filter(|q| q.2 == 0 && q.1 as usize == class).map(|q| {
                 EmptyElement::at((q.0[0], q.0[1])) + Rectangle::new([(-4, -4), (4, 4)], style) + Rectangle::new([(-4, -4), (4, 4)], outline.stroke_width(1))
@@ -159,8 +160,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>
             .legend(move |(x, y)| Rectangle::new([(x + 4, y - 4), (x + 12, y + 4)], style));
     }
     // Queries: circles, pale in the first round and saturated in the last.
-    for class in 0..2 {
-        let color = CLASS[class];
+    for (class, &color) in CLASS.iter().enumerate() {
         chart
             .draw_series(p.queries.iter().filter(|q| q.2 > 0 && q.1 as usize == class).map(|q| {
                 let f = 0.7 * (1.0 - (q.2 - 1) as f64 / (last - 1).max(1) as f64);
@@ -169,6 +169,9 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>
             }))?
             .label(format!("query, class {class} (pale = early)"))
             .legend(move |(x, y)| Circle::new((x + 8, y), 3, color.filled()));
+    }
+    if !legend {
+        return Ok(());
     }
     chart
         .configure_series_labels()
