@@ -22,7 +22,9 @@ enum Command {
     /// Each (strategy, seed) run starts from the same random initial set, then repeatedly fits
     /// the model on its labels, records test accuracy, and queries the next batch. Writes
     /// curves.csv, summary.json and curves.svg to --out; a second invocation with the same
-    /// --out continues the runs saved there instead of restarting them.
+    /// --out continues the runs saved there instead of restarting them. A `stream-*` strategy runs
+    /// stream-based selective sampling instead: the pool arrives one sample at a time in a seeded
+    /// order and the policy queries or passes each (stream.csv: how the labels were spread).
     Simulate(SimulateArgs),
     /// List every query strategy: the name --strategy takes, its family, the scores it needs and its paper.
     Strategies,
@@ -119,6 +121,12 @@ struct SimulateArgs {
     /// efficientnet-lite0: images and patches are resized to R×R before the backbone (96 is ~5× faster than 224).
     #[arg(long, value_name = "R", default_value_t = 96)]
     resolution: usize,
+    /// efficientnet-lite0: fine-tune the last K of its 16 blocks and a new head after each query
+    /// (SGD with momentum, the head at 10× the backbone's --lr, --epochs passes over the labels,
+    /// continuing from the current weights); the frozen part's output is computed once per image.
+    /// 0: a softmax head on the frozen backbone's pooled features.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    train_blocks: usize,
     /// AIFT: augmented patches per candidate (m).
     #[arg(long, value_name = "M", default_value_t = 8)]
     patches: usize,
@@ -204,6 +212,16 @@ struct SimulateArgs {
     /// batch-accuracy[:1.0] (the new batch was already classified right).
     #[arg(long, value_name = "RULES", default_value = "")]
     stop: String,
+    /// stream-fixed-uncertainty: query an arrival whose normalized uncertainty, (1 − max p)/(1 − 1/K), is at least this.
+    #[arg(long, value_name = "U", default_value_t = 0.5)]
+    stream_threshold: f64,
+    /// stream-variable-uncertainty: the threshold's adjusting step s (Žliobaitė et al. 2014).
+    #[arg(long, value_name = "S", default_value_t = 0.01)]
+    stream_step: f64,
+    /// Stream policies: arrivals in stream-paced's quantile window, and the memory of
+    /// stream-variable-uncertainty's spending estimate.
+    #[arg(long, value_name = "W", default_value_t = 100)]
+    stream_window: usize,
     /// AIFT: fraction α of each candidate's augmented patches kept by majority selection.
     #[arg(long, default_value_t = 0.25)]
     aift_alpha: f64,
@@ -275,7 +293,7 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             ColdStartArg::KmeansPp => ColdStart::KmeansPp,
         },
         positive_class: a.positive_class,
-        image: ImageConfig { weights: a.weights, resolution: a.resolution, patches: a.patches },
+        image: ImageConfig { weights: a.weights, resolution: a.resolution, patches: a.patches, train_blocks: a.train_blocks },
         eval_at: a.eval_at,
         eval_every: a.eval_every,
         initial: a.initial,
@@ -293,6 +311,7 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
         },
         seeds: parse_seeds(&a.seeds)?,
         stop: a.stop,
+        stream: quarry_strategies::stream::StreamOptions { threshold: a.stream_threshold, step: a.stream_step, window: a.stream_window },
         full_pool: !a.no_full_pool,
     };
     let outcome = simulate(&config, &a.out, !a.quiet)?;
@@ -320,6 +339,20 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
     if !outcome.full_pool.is_empty() {
         let accs: Vec<f64> = outcome.full_pool.iter().map(|f| f.accuracy).collect();
         println!("full-pool accuracy: {:.4} (mean over {} seeds)", quarry_experiment::metrics::mean(&accs), accs.len());
+    }
+    for s in quarry_experiment::report::stream_spending(&outcome.runs, &outcome.streams) {
+        let q = s.quarters_mean;
+        println!(
+            "{}: {:.0} of {:.0} arrivals seen, {:.1} labels spent; per quarter of the stream {:.1} / {:.1} / {:.1} / {:.1}",
+            s.strategy,
+            s.arrivals_seen.mean,
+            quarry_experiment::metrics::mean(&s.runs.iter().map(|r| r.stream_length as f64).collect::<Vec<_>>()),
+            s.labels_spent.mean,
+            q[0],
+            q[1],
+            q[2],
+            q[3]
+        );
     }
     println!("wall clock {:.2} s; wrote curves.csv, summary.json, curves.svg to {}", outcome.wall_seconds, a.out.display());
     Ok(())

@@ -1,7 +1,8 @@
 //! What a simulation is asked to do, validated once.
 
 use crate::{ExperimentError, Result};
-use quarry_strategies::StrategyOptions;
+use quarry_strategies::stream::{POLICIES, StreamOptions, policy_name};
+use quarry_strategies::{StrategyOptions, UnknownStrategy};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -87,6 +88,9 @@ pub struct ExperimentConfig {
     /// ... and at every multiple of this many labels. Neither given: every round.
     #[serde(default)]
     pub eval_every: Option<usize>,
+    /// Parameters of the stream-based policies (`stream-*` strategies).
+    #[serde(default)]
+    pub stream: StreamOptions,
 }
 
 /// How the committee of the query-by-committee strategies is built.
@@ -120,11 +124,16 @@ pub struct ImageConfig {
     pub resolution: usize,
     /// Augmented patches per candidate (AIFT's m).
     pub patches: usize,
+    /// Fine-tune the last this many blocks of the backbone with a new head (SGD, head at 10× the
+    /// backbone's rate) over cached frozen-trunk features; 0: a softmax head on the frozen
+    /// backbone's pooled features.
+    #[serde(default)]
+    pub train_blocks: usize,
 }
 
 impl Default for ImageConfig {
     fn default() -> Self {
-        ImageConfig { weights: None, resolution: 96, patches: 8 }
+        ImageConfig { weights: None, resolution: 96, patches: 8, train_blocks: 0 }
     }
 }
 
@@ -175,6 +184,9 @@ pub struct RunIdentity {
     pub options: StrategyOptions,
     pub eval_at: Vec<usize>,
     pub eval_every: Option<usize>,
+    /// Left out at the defaults, so directories made before stream runs existed still match.
+    #[serde(default, skip_serializing_if = "StreamOptions::is_default")]
+    pub stream: StreamOptions,
 }
 
 pub const MODELS: &[&str] = &["logreg", "lenet5", "mlp", "efficientnet-lite0"];
@@ -199,6 +211,7 @@ impl ExperimentConfig {
             options: self.options.clone(),
             eval_at: self.eval_at.clone(),
             eval_every: self.eval_every,
+            stream: self.stream.clone(),
         }
     }
 
@@ -236,6 +249,12 @@ impl ExperimentConfig {
         if self.model == "efficientnet-lite0" && self.image.weights.is_none() {
             return Err(ExperimentError::flag("--weights", "efficientnet-lite0 needs its weights file (safetensors)"));
         }
+        if self.image.train_blocks > 16 {
+            return Err(ExperimentError::flag("--train-blocks", format!("EfficientNet-Lite0 has 16 blocks, got {}", self.image.train_blocks)));
+        }
+        if self.image.train_blocks > 0 && self.model != "efficientnet-lite0" {
+            return Err(ExperimentError::flag("--train-blocks", "fine-tunes efficientnet-lite0 (an image folder with --model efficientnet-lite0)"));
+        }
         if self.image.patches == 0 || self.image.resolution < 8 {
             return Err(ExperimentError::flag("--patches", "patches must be ≥ 1 and --resolution ≥ 8"));
         }
@@ -252,9 +271,26 @@ impl ExperimentConfig {
             return Err(ExperimentError::flag("--strategy", "name at least one strategy"));
         }
         for s in &self.strategies {
-            quarry_strategies::by_name_with(s, &self.options).map_err(|e| ExperimentError::flag("--strategy", e.to_string()))?;
+            if policy_name(s).is_some() {
+                continue;
+            }
+            quarry_strategies::by_name_with(s, &self.options).map_err(|e| match e {
+                UnknownStrategy::Unknown { given, known } => {
+                    let stream: Vec<&str> = POLICIES.iter().map(|(n, _)| *n).collect();
+                    ExperimentError::flag("--strategy", format!("unknown strategy '{given}' (known: {known}; stream-based: {})", stream.join(", ")))
+                }
+                e => ExperimentError::flag("--strategy", e.to_string()),
+            })?;
         }
-        let mut names: Vec<String> = self.strategies.iter().map(|s| quarry_strategies::normalize_name(s)).collect();
+        self.stream.check().map_err(|e| match e {
+            quarry_core::Error::InvalidParameter { name, reason } => ExperimentError::Flag {
+                flag: ["--stream-threshold", "--stream-step", "--stream-window"].into_iter().find(|f| *f == name).unwrap_or("--stream"),
+                reason,
+            },
+            e => ExperimentError::Core(e),
+        })?;
+        let mut names: Vec<String> =
+            self.strategies.iter().map(|s| policy_name(s).map_or_else(|| quarry_strategies::normalize_name(s), String::from)).collect();
         names.sort();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             return Err(ExperimentError::flag("--strategy", format!("'{}' is listed twice", w[0])));
@@ -327,6 +363,7 @@ mod tests {
             full_pool: true,
             eval_at: Vec::new(),
             eval_every: None,
+            stream: StreamOptions::default(),
         }
     }
 
@@ -340,8 +377,17 @@ mod tests {
             ("--model", Box::new(|c| c.model = "svm".into())),
             ("--test-fraction", Box::new(|c| c.test = TestSpec::Fraction(1.0))),
             ("--candidates", Box::new(|c| c.candidates = Some(0))),
+            ("--stream-window", Box::new(|c| c.stream.window = 1)),
         ];
         assert!(config().validate().is_ok());
+        let mut c = config();
+        c.strategies = vec!["stream_paced".into(), "stream-random".into(), "margin".into()];
+        assert!(c.validate().is_ok(), "stream policies are strategies too");
+        c.strategies = vec!["stream-nope".into()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("margin") && e.contains("stream-paced"), "{e}");
+        c.strategies = vec!["stream-paced".into(), "paced".into()];
+        assert!(c.validate().is_err(), "listed twice under an alias");
         for (flag, change) in cases {
             let mut c = config();
             change(&mut c);

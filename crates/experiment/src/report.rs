@@ -1,11 +1,13 @@
 //! The reports of a simulation: `curves.csv` (every round of every run), `summary.json` (the
-//! BENCHMARK.md figures per strategy) and `curves.svg` (mean curve ± band over seeds).
+//! BENCHMARK.md figures per strategy) and `curves.svg` (mean curve ± band over seeds); with stream
+//! policies also `stream.csv` (arrivals seen and labels spent per quarter of the stream).
 
 use crate::config::ExperimentConfig;
 use crate::metrics::{self, Efficiency, SeedCurves};
 use crate::plot::{CurvePoint, CurveSeries, PlotSpec, write_svg};
 use crate::rundir::{FullPoolResult, RunDir, write_atomic};
 use crate::simulate::{LoadedData, Prepared, SimulationOutcome};
+use crate::stream::StreamStats;
 use crate::{ExperimentError, Result};
 use quarry_core::{RoundRecord, StopReason};
 use serde::Serialize;
@@ -94,7 +96,58 @@ struct Summary<'a> {
     target_accuracy: Option<f64>,
     full_pool_accuracy: Option<Spread>,
     strategies: Vec<StrategySummary>,
+    /// Stream-based runs: arrivals seen, labels spent and their spread over the stream.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stream_spending: Vec<StreamSpending>,
     wall_seconds: f64,
+}
+
+/// How a stream policy spent its labels over the stream, per seed and on average.
+#[derive(Debug, Serialize)]
+pub struct StreamSpending {
+    pub strategy: String,
+    pub arrivals_seen: Spread,
+    pub labels_spent: Spread,
+    /// Mean over seeds of the labels queried in each quarter of the stream (even pacing:
+    /// `stream_budget / 4` each).
+    pub quarters_mean: [f64; 4],
+    pub runs: Vec<StreamStats>,
+}
+
+/// Per stream policy, in the order the strategies were given.
+pub fn stream_spending(runs: &[RunResult], streams: &[StreamStats]) -> Vec<StreamSpending> {
+    strategy_order(runs)
+        .into_iter()
+        .filter_map(|name| {
+            let mine: Vec<StreamStats> = streams.iter().filter(|s| s.strategy == name).cloned().collect();
+            if mine.is_empty() {
+                return None;
+            }
+            let quarters_mean = std::array::from_fn(|q| metrics::mean(&mine.iter().map(|s| s.quarters[q] as f64).collect::<Vec<_>>()));
+            Some(StreamSpending {
+                strategy: name.to_string(),
+                arrivals_seen: Spread::of(mine.iter().map(|s| s.arrivals_seen as f64).collect()),
+                labels_spent: Spread::of(mine.iter().map(|s| s.labels_spent as f64).collect()),
+                quarters_mean,
+                runs: mine,
+            })
+        })
+        .collect()
+}
+
+/// `strategy,seed,stream_length,stream_budget,arrivals_seen,labels_spent,q1,q2,q3,q4`: one row per
+/// stream run (q1..q4: labels queried in each quarter of the stream).
+pub fn stream_csv(streams: &[StreamStats]) -> String {
+    let mut s = String::from("strategy,seed,stream_length,stream_budget,arrivals_seen,labels_spent,q1,q2,q3,q4\n");
+    for r in streams {
+        let [a, b, c, d] = r.quarters;
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{a},{b},{c},{d}",
+            r.strategy, r.seed, r.stream_length, r.stream_budget, r.arrivals_seen, r.labels_spent
+        );
+    }
+    s
 }
 
 pub fn write_reports(
@@ -106,6 +159,9 @@ pub fn write_reports(
 ) -> Result<()> {
     let root = dir.root();
     write_atomic(&root.join("curves.csv"), curves_csv(&outcome.runs, config.budget).as_bytes())?;
+    if !outcome.streams.is_empty() {
+        write_atomic(&root.join("stream.csv"), stream_csv(&outcome.streams).as_bytes())?;
+    }
 
     let (summaries, target) = summarize(&outcome.runs, &outcome.full_pool, config);
     let first = prepared.values().next().expect("at least one seed");
@@ -125,6 +181,7 @@ pub fn write_reports(
         full_pool_accuracy: (!outcome.full_pool.is_empty())
             .then(|| Spread::of(outcome.full_pool.iter().map(|f| f.accuracy).collect())),
         strategies: summaries,
+        stream_spending: stream_spending(&outcome.runs, &outcome.streams),
         wall_seconds: outcome.wall_seconds,
     };
     let json = serde_json::to_string_pretty(&summary).expect("summary serializes");

@@ -4,6 +4,7 @@
 //! OUT/run.json                      format version and the run's identity (settings that fix results)
 //! OUT/runs/<strategy>/seed-<s>.json pool state and history of one run, rewritten after every round
 //! OUT/runs/<strategy>/seed-<s>.model the learner's checkpoint after that round
+//!                                   (a stream policy's .json is a crate::stream::StreamState)
 //! OUT/full-pool/seed-<s>.json       accuracy of the learner fit on the whole labeled pool
 //! OUT/curves.csv, summary.json, curves.svg   the reports
 //! ```
@@ -12,6 +13,7 @@
 
 use crate::active_loop::LoopState;
 use crate::config::RunIdentity;
+use crate::stream::StreamState;
 use crate::{ExperimentError, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -127,6 +129,28 @@ impl RunDir {
     /// Save a run after a round: the checkpoint first, then the state that refers to it.
     pub fn save_run(&self, strategy: &str, seed: u64, state: &LoopState, checkpoint: &[u8]) -> Result<()> {
         let (state_path, model_path) = self.run_paths(strategy, seed);
+        let dir = state_path.parent().expect("has a parent");
+        std::fs::create_dir_all(dir).map_err(|e| ExperimentError::io(dir, e))?;
+        write_atomic(&model_path, checkpoint)?;
+        write_atomic(&state_path, serde_json::to_string(state).expect("serializes").as_bytes())
+    }
+
+    /// The saved state and learner checkpoint of one stream run, if it was started before.
+    pub fn load_stream_run(&self, policy: &str, seed: u64) -> Result<Option<(StreamState, Vec<u8>)>> {
+        let (state_path, model_path) = self.run_paths(policy, seed);
+        if !state_path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&state_path).map_err(|e| ExperimentError::io(&state_path, e))?;
+        let state: StreamState = serde_json::from_str(&text)
+            .map_err(|e| rundir_err(&state_path, format!("unreadable stream run state ({e}); delete it to redo this run")))?;
+        let model = std::fs::read(&model_path).map_err(|e| ExperimentError::io(&model_path, e))?;
+        Ok(Some((state, model)))
+    }
+
+    /// Save a stream run: the checkpoint first, then the state that refers to it.
+    pub fn save_stream_run(&self, policy: &str, seed: u64, state: &StreamState, checkpoint: &[u8]) -> Result<()> {
+        let (state_path, model_path) = self.run_paths(policy, seed);
         let dir = state_path.parent().expect("has a parent");
         std::fs::create_dir_all(dir).map_err(|e| ExperimentError::io(dir, e))?;
         write_atomic(&model_path, checkpoint)?;

@@ -3,16 +3,18 @@
 
 use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, StepOutcome, initial_set, initial_set_kmeanspp};
 use crate::config::{ColdStart, CommitteeSpec, ExperimentConfig, Scaling, TestSpec};
-use crate::images::{AugmentedPatches, ImageSet, load_image_folder};
+use crate::images::{AugmentedPatches, Featurizer, ImageSet, load_image_folder};
 use crate::metrics;
 use crate::report::{self, RunResult};
 use crate::rundir::{FullPoolResult, RunDir};
 use crate::stopping::parse_rules;
+use crate::stream::{StreamRun, StreamStats};
 use crate::{ExperimentError, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use quarry_core::{Dataset, GroundTruthOracle, Learner, StopReason, Strategy};
 use quarry_models::nn::OptimizerKind;
-use quarry_models::{Committee, EfficientNetLite0, LogisticRegressionLearner, LogisticRegressionParams, NetParams};
+use quarry_strategies::stream::policy_name;
+use quarry_models::{Committee, EfficientNetLearner, EfficientNetLite0, EfficientNetTrainer, FineTuneParams, LogisticRegressionLearner, LogisticRegressionParams, NetParams};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,8 +27,8 @@ pub struct LoadedData {
     pub test: Option<Dataset>,
     /// The scaling the config's `Auto` resolved to.
     pub scaling: Scaling,
-    /// An image folder's decoded images and the backbone that embedded them.
-    pub images: Option<(Arc<ImageSet>, Arc<EfficientNetLite0>)>,
+    /// An image folder's decoded images and what turned them into pool rows.
+    pub images: Option<(Arc<ImageSet>, Arc<Featurizer>)>,
     /// Files that could not be read (reported, left out).
     pub skipped: Vec<quarry_data::Skipped>,
 }
@@ -95,12 +97,20 @@ fn load_images(config: &ExperimentConfig) -> Result<LoadedData> {
         return Err(ExperimentError::flag("--test", "with an image folder, hold out a test set with --test-fraction"));
     }
     let weights = config.image.weights.as_ref().expect("validated");
-    let model = Arc::new(EfficientNetLite0::load(weights).map_err(|e| ExperimentError::flag("--weights", e.to_string()))?);
-    let (data, images, skipped) = load_image_folder(&spec.path, &model, config.image.resolution)?;
+    let featurizer = Arc::new(if config.image.train_blocks > 0 {
+        // The fine-tuning trainer's frozen part (its weights never change): rows are its output.
+        let params = EfficientNetLearner::trainer_params(&fine_tune_params(config, 1, 0))?;
+        Featurizer::Frozen(Arc::new(
+            EfficientNetTrainer::load(weights, params).map_err(|e| ExperimentError::flag("--weights", e.to_string()))?,
+        ))
+    } else {
+        Featurizer::Pooled(Arc::new(EfficientNetLite0::load(weights).map_err(|e| ExperimentError::flag("--weights", e.to_string()))?))
+    });
+    let (data, images, skipped) = load_image_folder(&spec.path, &featurizer, config.image.resolution)?;
     for s in &skipped {
         eprintln!("warning: {s}");
     }
-    Ok(LoadedData { data, test: None, scaling: Scaling::None, images: Some((Arc::new(images), model)), skipped })
+    Ok(LoadedData { data, test: None, scaling: Scaling::None, images: Some((Arc::new(images), featurizer)), skipped })
 }
 
 /// Relabel to two classes: `positive` → 1 ("x"), everything else → 0 ("not-x").
@@ -143,7 +153,7 @@ pub fn prepare(loaded: &LoadedData, config: &ExperimentConfig, seed: u64) -> Res
 }
 
 /// The model `--model` names, for data of `dim` features and `classes` classes.
-fn base_learner(config: &ExperimentConfig, dim: usize, classes: usize, seed: u64) -> Result<Box<dyn Learner>> {
+pub(crate) fn base_learner(config: &ExperimentConfig, dim: usize, classes: usize, seed: u64) -> Result<Box<dyn Learner>> {
     let n = &config.net;
     let net = |params: NetParams| -> Result<Box<dyn Learner>> {
         let batch = if n.online { config.batch } else { n.minibatch };
@@ -164,9 +174,27 @@ fn base_learner(config: &ExperimentConfig, dim: usize, classes: usize, seed: u64
             net(NetParams::lenet5(classes))
         }
         "mlp" => net(NetParams::mlp(dim, n.hidden, classes)),
+        "efficientnet-lite0" if config.image.train_blocks > 0 => {
+            let weights = config.image.weights.as_ref().expect("validated");
+            Ok(Box::new(EfficientNetLearner::load(weights, fine_tune_params(config, classes, seed))?))
+        }
         // `validate` admits only known models; logreg, and efficientnet-lite0's new softmax head on the
         // frozen backbone's features (warm-started each round: incremental fine-tuning of the head).
         _ => Ok(Box::new(LogisticRegressionLearner::new(LogisticRegressionParams::new().c(config.c)))),
+    }
+}
+
+/// The fine-tuning settings of `--train-blocks` (with `--epochs`, `--minibatch`, `--lr` for the
+/// backbone, `--dropout` before the head).
+fn fine_tune_params(config: &ExperimentConfig, classes: usize, seed: u64) -> FineTuneParams {
+    FineTuneParams {
+        classes,
+        train_blocks: config.image.train_blocks,
+        epochs: config.net.epochs,
+        batch_size: config.net.minibatch,
+        lr: config.net.lr as f32,
+        dropout: config.net.dropout as f32,
+        seed,
     }
 }
 
@@ -210,6 +238,8 @@ fn mixed_member(config: &ExperimentConfig, dim: usize, classes: usize, seed: u64
 /// What a finished simulation produced.
 pub struct SimulationOutcome {
     pub runs: Vec<RunResult>,
+    /// How each stream-based run (a `stream-*` strategy) spent its labels.
+    pub streams: Vec<StreamStats>,
     pub full_pool: Vec<FullPoolResult>,
     pub wall_seconds: f64,
 }
@@ -237,8 +267,14 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
             ));
         }
     }
-    let strategies: Vec<String> =
-        config.strategies.iter().map(|s| quarry_strategies::by_name_with(s, &config.options).expect("validated").name().to_string()).collect();
+    let strategies: Vec<String> = config
+        .strategies
+        .iter()
+        .map(|s| match policy_name(s) {
+            Some(stream) => stream.to_string(),
+            None => quarry_strategies::by_name_with(s, &config.options).expect("validated").name().to_string(),
+        })
+        .collect();
     let jobs: Vec<(String, u64)> =
         strategies.iter().flat_map(|s| config.seeds.iter().map(move |&seed| (s.clone(), seed))).collect();
     let rounds_per_run = 1 + (config.budget - config.initial).div_ceil(config.batch);
@@ -267,14 +303,25 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
                     .collect::<Result<_>>()?,
             })
         },
-        || -> Result<Vec<RunResult>> {
-            jobs.par_iter().map(|(name, seed)| run_one(&dir, config, &loaded, &prepared[seed], name, *seed, &bar)).collect()
+        || -> Result<Vec<(RunResult, Option<StreamStats>)>> {
+            jobs.par_iter()
+                .map(|(name, seed)| {
+                    let p = &prepared[seed];
+                    if policy_name(name).is_some() {
+                        let run = StreamRun { config, pool: &p.pool, test: &p.test, name, seed: *seed, interrupt_after: None };
+                        return run.run(Some(&dir), &bar).map(|(r, s)| (r, Some(s)));
+                    }
+                    run_one(&dir, config, &loaded, p, name, *seed, &bar).map(|r| (r, None))
+                })
+                .collect()
         },
     );
     let (full_pool, runs) = (full_pool?, runs?);
+    let (runs, streams): (Vec<RunResult>, Vec<Option<StreamStats>>) = runs.into_iter().unzip();
+    let streams = streams.into_iter().flatten().collect();
     bar.finish_and_clear();
     let wall_seconds = t0.elapsed().as_secs_f64();
-    let outcome = SimulationOutcome { runs, full_pool, wall_seconds };
+    let outcome = SimulationOutcome { runs, streams, full_pool, wall_seconds };
     report::write_reports(&dir, config, &loaded, &prepared, &outcome)?;
     Ok(outcome)
 }
@@ -321,8 +368,8 @@ fn run_one(
     let schedule = EvalSchedule { at: config.eval_at.clone(), every: config.eval_every };
     let positive = config.positive_class.is_some();
 
-    let patches = loaded.images.as_ref().map(|(images, model)| AugmentedPatches {
-        model: model.clone(),
+    let patches = loaded.images.as_ref().map(|(images, featurizer)| AugmentedPatches {
+        featurizer: featurizer.clone(),
         images: images.clone(),
         origin: p.origin.clone(),
         patches: config.image.patches,

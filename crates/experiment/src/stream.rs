@@ -1,1 +1,467 @@
-//! The stream-based selective-sampling runner (being written).
+//! The stream-based selective-sampling runner: one (policy, seed) run of `quarry simulate` whose
+//! `--strategy` is a stream policy (`stream-paced`, `stream-variable-uncertainty`,
+//! `stream-fixed-uncertainty`, `stream-random`; see [`quarry_strategies::stream`]).
+//!
+//! The initial set (`--initial`, drawn exactly as for the pool-based runs of the seed) is labeled
+//! and fit first (round 0). The rest of the pool is shuffled into a seeded stream; samples arrive
+//! one at a time, the current model's normalized least confidence for each goes to the policy,
+//! which queries it or lets it pass for good. After every `--batch` queried labels (or fewer, when
+//! the budget or the stream ends) the learner is updated and scored by the pool loop itself: the
+//! queried ids go to an [`ActiveLoop`] through a strategy that returns exactly them
+//! ([`Queued`]), so refit or `--train online` (with `--replay`), the evaluation schedule, the
+//! stopping rules and the round records are the pool loop's own. The stream run stops at the
+//! budget, at a `--stop` rule, or at the end of the stream (rule `stream-end`).
+//!
+//! Arrivals are predicted in blocks of [`BLOCK`] with the current model and the block is dropped
+//! whenever the model changes, which decides exactly as predicting one at a time would.
+//!
+//! The whole state — stream position, policy state, queried positions, pool, history and the
+//! learner's checkpoint — is saved in the run directory after every scored round and when the run
+//! ends, so a second invocation continues an unfinished run and reuses a finished one. A saved run
+//! with another `--budget` is redone from scratch: the policies pace themselves by the budget, so
+//! a stream run cannot be extended the way a pool run can. `--warmup` does not apply to stream
+//! runs (an arrival cannot be queried later).
+
+use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, LoopState, StepOutcome, initial_set, initial_set_kmeanspp};
+use crate::config::{ColdStart, ExperimentConfig};
+use crate::report::RunResult;
+use crate::rundir::RunDir;
+use crate::simulate::base_learner;
+use crate::stopping::parse_rules;
+use crate::{ExperimentError, Result};
+use indicatif::ProgressBar;
+use quarry_core::{
+    Dataset, GroundTruthOracle, Needs, Pick, Probabilities, QuarryRng, Query, QueryContext, RoundRecord, SampleId, StopReason,
+    Strategy, seeded_rng,
+};
+use quarry_strategies::stream::{Arrival, PolicyState, StreamBudget, StreamPolicy, build_policy, policy_name};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Arrivals predicted at once by the current model.
+pub const BLOCK: usize = 256;
+/// Random stream of the stream order (after those of [`crate::active_loop::streams`]).
+pub const ORDER_STREAM: u64 = 8;
+
+/// A [`Strategy`] that returns the ids queued for it: how the stream runner hands the arrivals its
+/// policy queried to the pool loop.
+pub struct Queued {
+    name: &'static str,
+    picks: Mutex<Vec<SampleId>>,
+}
+
+impl Queued {
+    pub fn new(name: &'static str) -> Self {
+        Queued { name, picks: Mutex::new(Vec::new()) }
+    }
+    pub fn queue(&self, ids: Vec<SampleId>) {
+        *self.picks.lock().expect("not poisoned") = ids;
+    }
+}
+
+impl Strategy for Queued {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn needs(&self) -> Needs {
+        Needs::NOTHING
+    }
+    fn select(&self, _: &QueryContext<'_>, k: usize, _: &mut QuarryRng) -> quarry_core::Result<Query> {
+        let mut ids = std::mem::take(&mut *self.picks.lock().expect("not poisoned"));
+        ids.truncate(k);
+        Ok(Query { picks: ids.into_iter().map(|id| Pick { id, score: 1.0 }).collect() })
+    }
+}
+
+/// The saved form of a stream run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamState {
+    /// The `--budget` the run was made with (the policies pace themselves by it).
+    pub budget: usize,
+    pub stream_budget: StreamBudget,
+    /// Arrivals decided so far (the next arrival's index in the stream).
+    pub position: usize,
+    pub policy: PolicyState,
+    /// Stream positions of the queried arrivals, in order.
+    pub queried_at: Vec<usize>,
+    /// Scored rounds; `seconds` includes deciding on the batch's arrivals.
+    pub history: Vec<RoundRecord>,
+    pub loop_state: LoopState,
+    /// Set once the run is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<StopReason>,
+}
+
+/// How a stream run spent its labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamStats {
+    pub strategy: String,
+    pub seed: u64,
+    /// Samples in the stream (the pool less the initial set).
+    pub stream_length: usize,
+    /// Labels the stream could spend (`--budget` less the initial set).
+    pub stream_budget: usize,
+    pub arrivals_seen: usize,
+    /// Labels queried from the stream (the initial set not counted).
+    pub labels_spent: usize,
+    /// Labels queried in each quarter of the stream (by arrival position): evenly paced spending
+    /// puts about `stream_budget / 4` in each.
+    pub quarters: [usize; 4],
+}
+
+impl StreamStats {
+    fn of(strategy: &str, seed: u64, state: &StreamState) -> Self {
+        let n = state.stream_budget.arrivals.max(1);
+        let mut quarters = [0usize; 4];
+        for &p in &state.queried_at {
+            quarters[(p * 4 / n).min(3)] += 1;
+        }
+        StreamStats {
+            strategy: strategy.to_string(),
+            seed,
+            stream_length: state.stream_budget.arrivals,
+            stream_budget: state.stream_budget.labels,
+            arrivals_seen: state.position,
+            labels_spent: state.queried_at.len(),
+            quarters,
+        }
+    }
+}
+
+/// The stream of a seed: every pool sample outside the initial set, in a seeded random order.
+pub fn stream_order(pool_len: usize, initial: &[SampleId], seed: u64) -> Vec<SampleId> {
+    let mut taken = vec![false; pool_len];
+    initial.iter().for_each(|id| taken[id.index()] = true);
+    let mut order: Vec<SampleId> = (0..pool_len).filter(|&i| !taken[i]).map(SampleId::from).collect();
+    order.shuffle(&mut seeded_rng(seed, ORDER_STREAM));
+    order
+}
+
+/// The current model's predictions for a block of upcoming arrivals.
+struct Block {
+    start: usize,
+    probs: Probabilities,
+}
+
+/// Everything a stream run reads.
+pub struct StreamRun<'a> {
+    pub config: &'a ExperimentConfig,
+    pub pool: &'a Dataset,
+    pub test: &'a Dataset,
+    /// The `--strategy` name (any accepted spelling of a stream policy).
+    pub name: &'a str,
+    pub seed: u64,
+    /// Tests: give up (with an error, the run left unfinished in the run directory) once this
+    /// many rounds are scored, as an interrupted invocation would.
+    #[doc(hidden)]
+    pub interrupt_after: Option<usize>,
+}
+
+impl StreamRun<'_> {
+    /// Run (or continue, or reuse) this stream run, saving it in `dir` when given.
+    pub fn run(&self, dir: Option<&RunDir>, bar: &ProgressBar) -> Result<(RunResult, StreamStats)> {
+        let (config, seed) = (self.config, self.seed);
+        let name = policy_name(self.name).ok_or_else(|| ExperimentError::flag("--strategy", format!("'{}' is not a stream policy", self.name)))?;
+        let wrap = |source: quarry_core::Error| ExperimentError::Run { strategy: name.to_string(), seed, source };
+        let initial = match config.cold_start {
+            ColdStart::Random => initial_set(&self.pool.labels, config.initial, seed),
+            ColdStart::KmeansPp => initial_set_kmeanspp(&self.pool.features, &self.pool.labels, config.initial, seed),
+        }
+        .map_err(wrap)?;
+        let order = stream_order(self.pool.len(), &initial, seed);
+        let stream_budget = StreamBudget { labels: config.budget.saturating_sub(initial.len()), arrivals: order.len() };
+        let settings = LoopSettings {
+            batch: config.batch,
+            budget: config.budget,
+            candidates: config.candidates,
+            mc_draws: config.options.mc_draws,
+            online: config.net.online,
+            warmup: 0,
+            replay: config.net.replay,
+            seed,
+        };
+        let learner = || base_learner(config, self.pool.dim(), self.pool.n_classes(), seed);
+        let queued = Queued::new(name);
+        let oracle = Box::new(GroundTruthOracle::new(&self.pool.labels));
+        let saved = match dir {
+            Some(d) => d.load_stream_run(name, seed)?,
+            None => None,
+        };
+        let saved = saved.filter(|(s, _)| s.budget == config.budget && s.loop_state.pool.len() == self.pool.len() && s.stream_budget == stream_budget);
+        let (mut lp, mut st, mut policy) = match saved {
+            Some((state, _)) if state.finished.is_some() => {
+                bar.inc(state.loop_state.rounds as u64);
+                let stats = StreamStats::of(name, seed, &state);
+                let stop = state.finished.clone().expect("finished");
+                return Ok((RunResult { strategy: name.to_string(), seed, history: state.history, stop }, stats));
+            }
+            Some((state, checkpoint)) => {
+                let mut l = learner()?;
+                l.restore(&checkpoint).map_err(wrap)?;
+                bar.inc(state.loop_state.rounds as u64);
+                let lp = ActiveLoop::resume(self.pool, self.test, l, &queued, oracle, settings, parse_rules(&config.stop)?, state.loop_state.clone());
+                let policy = state.policy.clone().restore();
+                (lp, state, policy)
+            }
+            None => {
+                let lp = ActiveLoop::new(self.pool, self.test, learner()?, &queued, oracle, settings, parse_rules(&config.stop)?, &initial).map_err(wrap)?;
+                let policy = build_policy(name, &config.stream, stream_budget, seed).map_err(wrap)?;
+                let st = StreamState {
+                    budget: config.budget,
+                    stream_budget,
+                    position: 0,
+                    policy: policy.save(),
+                    queried_at: Vec::new(),
+                    history: Vec::new(),
+                    loop_state: lp.state().clone(),
+                    finished: None,
+                };
+                (lp, st, policy)
+            }
+        };
+        let mut schedule = EvalSchedule { at: config.eval_at.clone(), every: config.eval_every };
+        let every_round = schedule.at.is_empty() && schedule.every.is_none();
+        lp = lp.with_eval_schedule(schedule.clone());
+        if config.positive_class.is_some() {
+            lp = lp.with_positive_class();
+        }
+        let save = |st: &mut StreamState, lp: &ActiveLoop, policy: &dyn StreamPolicy| -> Result<()> {
+            st.loop_state = lp.state().clone();
+            st.policy = policy.save();
+            match dir {
+                Some(d) => d.save_stream_run(name, seed, st, &lp.learner().checkpoint().map_err(wrap)?),
+                None => Ok(()),
+            }
+        };
+        let mut walk_seconds = 0.0;
+        if lp.state().rounds == 0 {
+            // Round 0: the initial set.
+            if let StepOutcome::Round(r) = lp.step().map_err(wrap)? {
+                st.history.push(r);
+                save(&mut st, &lp, policy.as_ref())?;
+            }
+            bar.inc(1);
+        }
+        let stop = loop {
+            let t0 = Instant::now();
+            let labeled = lp.state().pool.n_labeled();
+            let want = config.batch.min(config.budget.saturating_sub(labeled));
+            let (start, queried_before, policy_before) = (st.position, st.queried_at.len(), policy.save());
+            let mut picks = Vec::new();
+            let mut block: Option<Block> = None;
+            while picks.len() < want && st.position < order.len() {
+                let t = st.position;
+                if block.as_ref().is_none_or(|b| t >= b.start + b.probs.len()) {
+                    let ids: Vec<usize> = order[t..(t + BLOCK).min(order.len())].iter().map(|id| id.index()).collect();
+                    let probs = lp.learner().predict_proba(&self.pool.features.select_rows(&ids)).map_err(wrap)?;
+                    block = Some(Block { start: t, probs });
+                }
+                let b = block.as_ref().expect("predicted");
+                if policy.decide(&Arrival::from_probabilities(b.probs.row(t - b.start))) {
+                    picks.push(order[t]);
+                    st.queried_at.push(t);
+                }
+                st.position += 1;
+            }
+            walk_seconds += t0.elapsed().as_secs_f64();
+            if want > 0 && picks.is_empty() {
+                break StopReason {
+                    rule: "stream-end".into(),
+                    detail: format!(
+                        "all {} arrivals seen; {} of the stream's {} labels spent ({} labels in all)",
+                        order.len(),
+                        st.queried_at.len(),
+                        stream_budget.labels,
+                        labeled
+                    ),
+                };
+            }
+            if st.position == order.len() && !every_round {
+                // The stream's last update: score it whatever the schedule.
+                schedule.at.push(labeled + picks.len());
+                lp = lp.with_eval_schedule(schedule.clone());
+            }
+            queued.queue(picks);
+            match lp.step().map_err(wrap)? {
+                StepOutcome::Round(mut r) => {
+                    r.seconds += walk_seconds;
+                    walk_seconds = 0.0;
+                    st.history.push(r);
+                    save(&mut st, &lp, policy.as_ref())?;
+                    bar.inc(1);
+                    if self.interrupt_after.is_some_and(|n| st.history.len() >= n) {
+                        return Err(ExperimentError::flag("--strategy", format!("{name} interrupted after {} rounds", st.history.len())));
+                    }
+                }
+                StepOutcome::Trained { .. } => bar.inc(1),
+                StepOutcome::Stopped(reason) => {
+                    // A rule fired before this batch was labeled: it was never asked for.
+                    st.position = start;
+                    st.queried_at.truncate(queried_before);
+                    policy = policy_before.restore();
+                    break reason;
+                }
+            }
+        };
+        st.finished = Some(stop.clone());
+        save(&mut st, &lp, policy.as_ref())?;
+        let stats = StreamStats::of(name, seed, &st);
+        Ok((RunResult { strategy: name.to_string(), seed, history: st.history, stop }, stats))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CommitteeSpec, DataSpec, ImageConfig, NetConfig, Scaling, TestSpec};
+    use quarry_core::Matrix;
+    use quarry_strategies::StrategyOptions;
+    use quarry_strategies::stream::StreamOptions;
+    use rand::{Rng, SeedableRng};
+
+    /// Three overlapping Gaussian classes in 4-D.
+    fn blobs(n: usize, seed: u64) -> Dataset {
+        let mut rng = QuarryRng::seed_from_u64(seed);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..n {
+            let c = (i % 3) as u32;
+            for d in 0..4 {
+                let centre = if d as u32 == c { 1.5 } else { 0.0 };
+                let g: f64 = (0..6).map(|_| rng.random::<f64>()).sum::<f64>() - 3.0;
+                x.push((centre + g) as f32);
+            }
+            y.push(c);
+        }
+        Dataset::new(Matrix::new(x, n, 4).unwrap(), y, vec!["a".into(), "b".into(), "c".into()]).unwrap()
+    }
+
+    fn config() -> ExperimentConfig {
+        ExperimentConfig {
+            data: DataSpec { path: "blobs".into(), labels: None, label_column: None, pool_size: None },
+            test: TestSpec::Fraction(0.3),
+            scaling: Scaling::None,
+            model: "logreg".into(),
+            c: 1.0,
+            net: NetConfig::default(),
+            positive_class: None,
+            image: ImageConfig::default(),
+            initial: 6,
+            batch: 5,
+            budget: 46,
+            candidates: None,
+            warmup: 0,
+            cold_start: ColdStart::Random,
+            committee: CommitteeSpec::Bagging,
+            strategies: vec!["stream-paced".into()],
+            options: StrategyOptions::default(),
+            seeds: vec![0],
+            stop: String::new(),
+            full_pool: false,
+            eval_at: Vec::new(),
+            eval_every: None,
+            stream: StreamOptions::default(),
+        }
+    }
+
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("quarry-stream-test-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn run(config: &ExperimentConfig, pool: &Dataset, test: &Dataset, name: &str, seed: u64, dir: Option<&RunDir>) -> Result<(RunResult, StreamStats)> {
+        StreamRun { config, pool, test, name, seed, interrupt_after: None }.run(dir, &ProgressBar::hidden())
+    }
+
+    fn curve(r: &RunResult) -> Vec<(usize, f64, f64)> {
+        r.history.iter().map(|x| (x.labels, x.accuracy, x.log_loss)).collect()
+    }
+
+    /// Equal curves, up to the last bit or so that a history read back from JSON may differ by
+    /// (serde_json's float parsing is not exact round-trip; the learner checkpoint is bytes).
+    fn assert_same_curve(a: &RunResult, b: &RunResult) {
+        let (a, b) = (curve(a), curve(b));
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        for (x, y) in a.iter().zip(&b) {
+            assert!(x.0 == y.0 && x.1 == y.1 && (x.2 - y.2).abs() <= 1e-12 * x.2.abs(), "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn same_seed_same_run_and_labels_only_arrivals_when_they_arrive() {
+        let (pool, test) = (blobs(400, 1), blobs(150, 2));
+        let config = config();
+        for name in ["stream-paced", "stream-variable-uncertainty", "stream-fixed-uncertainty", "stream-random"] {
+            let root = temp_dir(name);
+            let dir = RunDir::open(&root, &config.identity()).unwrap();
+            let (a, sa) = run(&config, &pool, &test, name, 3, Some(&dir)).unwrap();
+            let (b, sb) = run(&config, &pool, &test, name, 3, None).unwrap();
+            assert_eq!(curve(&a), curve(&b), "{name}");
+            assert_eq!(sa, sb);
+            // Within the budget, and the first point is the initial set.
+            assert!(sa.labels_spent <= config.budget - config.initial, "{name}: {sa:?}");
+            assert_eq!(a.history[0].labels, config.initial);
+            assert!(a.history.last().unwrap().labels <= config.budget);
+            assert_eq!(a.history.last().unwrap().labels, config.initial + sa.labels_spent, "{name}: the last update is scored");
+            // The labels are the queried arrivals, in stream order: nothing passed was asked for later.
+            let (state, _) = dir.load_stream_run(name, 3).unwrap().unwrap();
+            let order = stream_order(pool.len(), &state.loop_state.pool.labeled()[..config.initial], 3);
+            assert!(state.queried_at.windows(2).all(|w| w[0] < w[1]));
+            assert!(state.queried_at.iter().all(|&t| t < state.position));
+            let asked: Vec<SampleId> = state.queried_at.iter().map(|&t| order[t]).collect();
+            assert_eq!(&state.loop_state.pool.labeled()[config.initial..], &asked[..], "{name}");
+            assert_eq!(sa.quarters.iter().sum::<usize>(), sa.labels_spent);
+            let _ = std::fs::remove_dir_all(&root);
+        }
+    }
+
+    #[test]
+    fn a_greedy_policy_stops_at_the_budget_and_the_stream_end_is_a_stop() {
+        let (pool, test) = (blobs(300, 4), blobs(90, 5));
+        let mut config = config();
+        config.stream.threshold = 0.0;
+        let (r, s) = run(&config, &pool, &test, "stream-fixed-uncertainty", 0, None).unwrap();
+        assert_eq!(r.stop.rule, "budget");
+        assert_eq!((s.labels_spent, s.arrivals_seen), (40, 40), "queries every arrival until the budget is spent");
+        assert_eq!(s.quarters, [40, 0, 0, 0]);
+        let (r, s) = run(&config, &pool, &test, "stream-paced", 0, None).unwrap();
+        assert!(s.arrivals_seen * 20 >= (pool.len() - config.initial) * 19, "paced: about the whole stream, {s:?}");
+        assert!(s.labels_spent >= 38 && s.labels_spent <= 40, "{s:?}");
+        assert!(s.quarters.iter().all(|&q| (5..=15).contains(&q)), "{s:?}");
+        assert!(r.stop.rule == "budget" || r.stop.rule == "stream-end", "{:?}", r.stop);
+        // A budget larger than the stream: every arrival is queried and the stream ends.
+        config.budget = 1000;
+        let (r, s) = run(&config, &pool, &test, "stream-random", 0, None).unwrap();
+        assert_eq!(r.stop.rule, "stream-end");
+        assert_eq!(s.labels_spent, pool.len() - config.initial);
+    }
+
+    #[test]
+    fn an_interrupted_run_continues_to_the_same_result_and_a_finished_one_is_reused() {
+        let (pool, test) = (blobs(400, 6), blobs(150, 7));
+        let mut config = config();
+        (config.initial, config.budget, config.eval_every) = (5, 45, Some(10));
+        let root = temp_dir("resume");
+        let dir = RunDir::open(&root, &config.identity()).unwrap();
+        let bar = ProgressBar::hidden();
+        let base = StreamRun { config: &config, pool: &pool, test: &test, name: "stream-variable-uncertainty", seed: 2, interrupt_after: Some(3) };
+        assert!(base.run(Some(&dir), &bar).is_err());
+        let (state, _) = dir.load_stream_run("stream-variable-uncertainty", 2).unwrap().unwrap();
+        assert!(state.finished.is_none() && state.history.len() == 3);
+        let resumed = StreamRun { interrupt_after: None, ..base };
+        let (a, sa) = resumed.run(Some(&dir), &bar).unwrap();
+        let (b, sb) = run(&config, &pool, &test, "stream-variable-uncertainty", 2, None).unwrap();
+        assert_same_curve(&a, &b);
+        assert_eq!(sa, sb);
+        assert!(a.history.iter().all(|r| r.labels % 10 == 0 || r.labels == config.initial || r.labels == config.initial + sa.labels_spent));
+        // Finished: the third invocation reads it back (the recorded timings too) instead of redoing it.
+        let (c, sc) = resumed.run(Some(&dir), &bar).unwrap();
+        assert_same_curve(&c, &a);
+        assert!(c.history.iter().zip(&a.history).all(|(x, y)| (x.seconds - y.seconds).abs() <= 1e-12 * y.seconds), "read back, not redone");
+        assert_eq!((sc, c.stop), (sa, a.stop));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
