@@ -258,7 +258,15 @@ pub fn summarize(runs: &[RunResult], full: &[FullPoolResult], config: &Experimen
             let per_seed = |f: &dyn Fn(&RunResult) -> f64| -> Spread { Spread::of(mine.iter().map(|r| f(r)).collect()) };
             let last = |r: &RunResult| r.rounds(config.budget).last().cloned();
             let seconds: Vec<f64> = mine.iter().flat_map(|r| r.rounds(config.budget).skip(1).map(|x| x.seconds)).collect();
-            let c = &curves[name];
+            let common;
+            let (c, cb) = if quarry_strategies::stream::policy_name(name).is_some() {
+                // A stream run ends where its stream or budget does, so the seeds' last label counts
+                // differ; a mean over only the seeds that got that far would be biased.
+                common = (common_counts(&mine, config.budget, |r| r.accuracy), common_counts(&mine, config.budget, |r| r.balanced_accuracy));
+                (&common.0, &common.1)
+            } else {
+                (&curves[name], &balanced[name])
+            };
             StrategySummary {
                 strategy: name.to_string(),
                 seeds: mine.iter().map(|r| r.seed).collect(),
@@ -270,7 +278,7 @@ pub fn summarize(runs: &[RunResult], full: &[FullPoolResult], config: &Experimen
                 final_labels: mine.iter().filter_map(|r| last(r).map(|x| x.labels)).max().unwrap_or(0),
                 labels_to_target: target.and_then(|t| c.labels_to_target(t)),
                 label_efficiency: random.zip(target).map(|(r, t)| metrics::efficiency(r, c, t)),
-                label_efficiency_balanced: random_b.zip(target_b).map(|(r, t)| metrics::efficiency(r, &balanced[name], t)),
+                label_efficiency_balanced: random_b.zip(target_b).map(|(r, t)| metrics::efficiency(r, cb, t)),
                 efficiency_vs_full_pool: random.zip(full_target).map(|(r, t)| metrics::efficiency(r, c, t)),
                 seconds_per_round: metrics::mean(&seconds),
                 stops: mine.iter().map(|r| SeedStop { seed: r.seed, rule: r.stop.rule.clone(), detail: r.stop.detail.clone() }).collect(),
@@ -278,6 +286,23 @@ pub fn summarize(runs: &[RunResult], full: &[FullPoolResult], config: &Experimen
         })
         .collect();
     (summaries, target)
+}
+
+/// The curve of `runs` at only the label counts every one of them reached.
+fn common_counts(runs: &[&RunResult], budget: usize, metric: fn(&RoundRecord) -> f64) -> SeedCurves {
+    let mut reached: BTreeMap<usize, usize> = BTreeMap::new();
+    for run in runs {
+        for r in run.rounds(budget) {
+            *reached.entry(r.labels).or_default() += 1;
+        }
+    }
+    let mut c = SeedCurves::default();
+    for run in runs {
+        for r in run.rounds(budget).filter(|r| reached[&r.labels] == runs.len()) {
+            c.add(r.labels, metric(r));
+        }
+    }
+    c
 }
 
 /// The strategies of `runs` in the order they were given.

@@ -365,7 +365,7 @@ pub(crate) fn scenario_entries() -> Vec<ScenarioInfo> {
             family: FAMILY,
             needs: NEEDS,
             paper: "Kottke, Krempl & Spiliopoulou, \"Probabilistic Active Learning in Datastreams\", IDA 2015 (balanced incremental quantile filter); scenario: Atlas, Cohn & Ladner 1990",
-            summary: "Queries an arrival when its uncertainty is above the (1 − b_t) quantile of the last --stream-window arrivals, b_t = remaining labels ÷ remaining arrivals: the budget is spent evenly over the stream, on the more uncertain arrivals. `quarry simulate --strategy stream-paced,stream-random,margin …` (the pool is shuffled into a seeded stream)",
+            summary: "Queries an arrival when its uncertainty is above the (1 − b_t) quantile of the last --stream-window arrivals, b_t = remaining labels ÷ remaining arrivals nudged back to the even pace over the window: the budget is spent evenly over the stream, on the more uncertain arrivals. `quarry simulate --strategy stream-paced,stream-random,margin …` (the pool is shuffled into a seeded stream)",
         },
         ScenarioInfo {
             name: "stream-variable-uncertainty",
