@@ -1,5 +1,6 @@
 //! A whole simulation: every strategy × every seed, each run in its own [`ActiveLoop`] with a
-//! ground-truth oracle, resumable from its run directory, then the reports.
+//! ground-truth oracle (a stream policy's run in [`crate::stream::StreamRun`]), resumable from its
+//! run directory, then the reports.
 
 use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, StepOutcome, initial_set, initial_set_kmeanspp};
 use crate::config::{ColdStart, CommitteeSpec, ExperimentConfig, Scaling, TestSpec};
@@ -308,7 +309,7 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
                 .map(|(name, seed)| {
                     let p = &prepared[seed];
                     if policy_name(name).is_some() {
-                        let run = StreamRun { config, pool: &p.pool, test: &p.test, name, seed: *seed, interrupt_after: None };
+                        let run = StreamRun { config, pool: &p.pool, test: &p.test, name, seed: *seed, testing: Default::default() };
                         return run.run(Some(&dir), &bar).map(|(r, s)| (r, Some(s)));
                     }
                     run_one(&dir, config, &loaded, p, name, *seed, &bar).map(|r| (r, None))

@@ -153,10 +153,20 @@ pub struct StreamRun<'a> {
     /// The `--strategy` name (any accepted spelling of a stream policy).
     pub name: &'a str,
     pub seed: u64,
-    /// Tests: give up (with an error, the run left unfinished in the run directory) once this
-    /// many rounds are scored, as an interrupted invocation would.
+    /// Hooks for tests (the default: none).
     #[doc(hidden)]
+    pub testing: Testing,
+}
+
+/// Test hooks of a [`StreamRun`].
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Testing {
+    /// Give up (with an error, the run left unfinished in the run directory) once this many
+    /// rounds are scored, as an interrupted invocation would.
     pub interrupt_after: Option<usize>,
+    /// Predict this many arrivals at once instead of [`BLOCK`].
+    pub block: Option<usize>,
 }
 
 impl StreamRun<'_> {
@@ -254,7 +264,7 @@ impl StreamRun<'_> {
             while picks.len() < want && st.position < order.len() {
                 let t = st.position;
                 if block.as_ref().is_none_or(|b| t >= b.start + b.probs.len()) {
-                    let ids: Vec<usize> = order[t..(t + BLOCK).min(order.len())].iter().map(|id| id.index()).collect();
+                    let ids: Vec<usize> = order[t..(t + self.testing.block.unwrap_or(BLOCK)).min(order.len())].iter().map(|id| id.index()).collect();
                     let probs = lp.learner().predict_proba(&self.pool.features.select_rows(&ids)).map_err(wrap)?;
                     block = Some(Block { start: t, probs });
                 }
@@ -291,7 +301,7 @@ impl StreamRun<'_> {
                     st.history.push(r);
                     save(&mut st, &lp, policy.as_ref())?;
                     bar.inc(1);
-                    if self.interrupt_after.is_some_and(|n| st.history.len() >= n) {
+                    if self.testing.interrupt_after.is_some_and(|n| st.history.len() >= n) {
                         return Err(ExperimentError::flag("--strategy", format!("{name} interrupted after {} rounds", st.history.len())));
                     }
                 }
@@ -373,7 +383,7 @@ mod tests {
     }
 
     fn run(config: &ExperimentConfig, pool: &Dataset, test: &Dataset, name: &str, seed: u64, dir: Option<&RunDir>) -> Result<(RunResult, StreamStats)> {
-        StreamRun { config, pool, test, name, seed, interrupt_after: None }.run(dir, &ProgressBar::hidden())
+        StreamRun { config, pool, test, name, seed, testing: Testing::default() }.run(dir, &ProgressBar::hidden())
     }
 
     fn curve(r: &RunResult) -> Vec<(usize, f64, f64)> {
@@ -418,6 +428,21 @@ mod tests {
         }
     }
 
+    /// Deciding on blocks of predictions is deciding one arrival at a time.
+    #[test]
+    fn block_predictions_decide_as_one_at_a_time() {
+        let (pool, test) = (blobs(300, 8), blobs(90, 9));
+        let config = config();
+        let bar = ProgressBar::hidden();
+        for name in ["stream-paced", "stream-variable-uncertainty"] {
+            let one = StreamRun { config: &config, pool: &pool, test: &test, name, seed: 1, testing: Testing { interrupt_after: None, block: Some(1) } };
+            let (a, sa) = one.run(None, &bar).unwrap();
+            let (b, sb) = run(&config, &pool, &test, name, 1, None).unwrap();
+            assert_eq!(curve(&a), curve(&b), "{name}");
+            assert_eq!(sa, sb);
+        }
+    }
+
     #[test]
     fn a_greedy_policy_stops_at_the_budget_and_the_stream_end_is_a_stop() {
         let (pool, test) = (blobs(300, 4), blobs(90, 5));
@@ -447,11 +472,11 @@ mod tests {
         let root = temp_dir("resume");
         let dir = RunDir::open(&root, &config.identity()).unwrap();
         let bar = ProgressBar::hidden();
-        let base = StreamRun { config: &config, pool: &pool, test: &test, name: "stream-variable-uncertainty", seed: 2, interrupt_after: Some(3) };
+        let base = StreamRun { config: &config, pool: &pool, test: &test, name: "stream-variable-uncertainty", seed: 2, testing: Testing { interrupt_after: Some(3), block: None } };
         assert!(base.run(Some(&dir), &bar).is_err());
         let (state, _) = dir.load_stream_run("stream-variable-uncertainty", 2).unwrap().unwrap();
         assert!(state.finished.is_none() && state.history.len() == 3);
-        let resumed = StreamRun { interrupt_after: None, ..base };
+        let resumed = StreamRun { testing: Testing::default(), ..base };
         let (a, sa) = resumed.run(Some(&dir), &bar).unwrap();
         let (b, sb) = run(&config, &pool, &test, "stream-variable-uncertainty", 2, None).unwrap();
         assert_same_curve(&a, &b);
