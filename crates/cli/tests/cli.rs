@@ -341,6 +341,36 @@ fn aift_on_an_image_folder_reports_broken_files_by_name() {
         assert!(o.status.success(), "{}", stderr(&o));
     }
     assert_eq!(curve_rows(&d.join("whole")), curve_rows(&d.join("half")));
+    // A feature cache: built by the first run, read by the second (same curves as without a
+    // cache), rebuilt when an image changes.
+    let cache = d.join("pool.qfc");
+    let cached = |out: &str| {
+        quarry(&[
+            "simulate", "--data", d.join("img").to_str().unwrap(), "--test-fraction", "0.3", "--model", "efficientnet-lite0",
+            "--weights", weights.to_str().unwrap(), "--resolution", "32", "--features-cache", cache.to_str().unwrap(),
+            "--strategy", "entropy", "--initial", "6", "--batch", "6", "--budget", "12", "--seeds", "1", "--no-full-pool",
+            "--quiet", "--out", d.join(out).to_str().unwrap(),
+        ])
+    };
+    let first = cached("c1");
+    assert!(first.status.success() && stderr(&first).contains("embedded"), "{}", stderr(&first));
+    let second = cached("c2");
+    assert!(second.status.success() && !stderr(&second).contains("embedded"), "{}", stderr(&second));
+    assert_eq!(curve_rows(&d.join("c1")), curve_rows(&d.join("c2")));
+    let plain = quarry(&[
+        "simulate", "--data", d.join("img").to_str().unwrap(), "--test-fraction", "0.3", "--model", "efficientnet-lite0",
+        "--weights", weights.to_str().unwrap(), "--resolution", "32", "--strategy", "entropy", "--initial", "6", "--batch",
+        "6", "--budget", "12", "--seeds", "1", "--no-full-pool", "--quiet", "--out", d.join("c0").to_str().unwrap(),
+    ]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    assert_eq!(curve_rows(&d.join("c0")), curve_rows(&d.join("c1")));
+    let some_png = std::fs::read_dir(d.join("img/tshirt")).unwrap().next().unwrap().unwrap().path();
+    let bytes = std::fs::read(&some_png).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&some_png, bytes).unwrap();
+    let third = cached("c3");
+    assert!(third.status.success() && stderr(&third).contains("rebuilding"), "{}", stderr(&third));
+
     let bad = quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "margin", "--budget", "20",
         "--train-blocks", "2", "--quiet", "--out", d.join("bad2").to_str().unwrap()]);
     assert!(!bad.status.success() && stderr(&bad).contains("--train-blocks"), "{}", stderr(&bad));

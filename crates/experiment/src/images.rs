@@ -10,6 +10,7 @@ use crate::{ExperimentError, Result};
 use image::DynamicImage;
 use quarry_core::{Dataset, Learner, Matrix, McSamples, Probabilities, seeded_rng};
 use quarry_data::{Skipped, decode_all, scan_image_folder};
+use quarry_models::feature_cache::{FeatureCache, FeatureCacheError};
 use quarry_models::{EfficientNetLite0, EfficientNetTrainer};
 use quarry_models::imagenet_input::{decode_image, preprocess};
 use rand::Rng;
@@ -75,7 +76,16 @@ impl Featurizer {
 
 /// Read a folder with one sub-folder per class: unreadable images are reported by name and left
 /// out, never aborting the run.
-pub fn load_image_folder(dir: &Path, featurizer: &Featurizer, resolution: usize) -> Result<(Dataset, ImageSet, Vec<Skipped>)> {
+///
+/// With `cache = Some((file, weights))` and pooled features, the features come from that
+/// memory-mapped feature cache when it was built from these weights, images and resolution, and
+/// the cache is (re)built first otherwise.
+pub fn load_image_folder(
+    dir: &Path,
+    featurizer: &Featurizer,
+    resolution: usize,
+    cache: Option<(&Path, &Path)>,
+) -> Result<(Dataset, ImageSet, Vec<Skipped>)> {
     let folder = scan_image_folder(dir)?;
     let labels = folder.labels.clone().ok_or_else(|| {
         ExperimentError::flag("--data", format!("{}: a simulation needs one sub-folder per class (this folder is flat)", dir.display()))
@@ -85,7 +95,16 @@ pub fn load_image_folder(dir: &Path, featurizer: &Featurizer, resolution: usize)
     let y: Vec<u32> = decoded.iter().map(|(i, _)| labels[*i]).collect();
     let images: Vec<DynamicImage> = decoded.into_iter().map(|(_, img)| img).collect();
     let refs: Vec<&DynamicImage> = images.iter().collect();
-    let features = featurizer.features(&refs, resolution)?;
+    let features = match (cache, featurizer) {
+        (None, _) => featurizer.features(&refs, resolution)?,
+        (Some((file, weights)), Featurizer::Pooled(model)) => cached_features(model, weights, &files, resolution, file)?,
+        (Some(_), Featurizer::Frozen(_)) => {
+            return Err(ExperimentError::flag(
+                "--features-cache",
+                "the cache holds the whole frozen backbone's pooled features; --train-blocks trains part of it",
+            ));
+        }
+    };
     let data = Dataset::new(features, y, folder.class_names.clone())?;
     Ok((data, ImageSet { images, files }, skipped))
 }
@@ -117,6 +136,26 @@ pub fn rotate(img: &image::RgbImage, degrees: f64) -> image::RgbImage {
         }
         image::Rgb(out)
     })
+}
+
+/// The pooled features of `files` from the feature cache at `path`, built (or rebuilt, when it
+/// is stale or unreadable) first if need be. Progress and rebuilds are reported on stderr.
+fn cached_features(model: &EfficientNetLite0, weights: &Path, files: &[PathBuf], resolution: usize, path: &Path) -> Result<Matrix> {
+    let flag = |e: FeatureCacheError| ExperimentError::flag("--features-cache", e.to_string());
+    match FeatureCache::open_checked(path, weights, files, resolution) {
+        Ok(cache) if cache.len() == files.len() => return cache.to_matrix().map_err(flag),
+        Ok(_) => eprintln!("feature cache {}: some images were not cached; rebuilding", path.display()),
+        Err(e) if path.exists() => eprintln!("feature cache: {e}; rebuilding"),
+        Err(_) => {}
+    }
+    let report = FeatureCache::build(model, weights, files, resolution, path, |_, _| {}).map_err(flag)?;
+    eprintln!("feature cache {}: {} images embedded in {:.1} s", path.display(), report.cached, report.seconds);
+    let cache = FeatureCache::open_checked(path, weights, files, resolution).map_err(flag)?;
+    if cache.len() != files.len() {
+        let names: Vec<String> = report.skipped.iter().map(|(p, why)| format!("{}: {why}", p.display())).collect();
+        return Err(ExperimentError::flag("--features-cache", format!("images decoded here failed in the cache: {}", names.join("; "))));
+    }
+    cache.to_matrix().map_err(flag)
 }
 
 /// Predicts augmented patches of pool samples for AIFT.
