@@ -127,6 +127,11 @@ struct SimulateArgs {
     /// 0: a softmax head on the frozen backbone's pooled features.
     #[arg(long, value_name = "K", default_value_t = 0)]
     train_blocks: usize,
+    /// efficientnet-lite0: keep the frozen backbone's features of the image folder in this
+    /// memory-mapped file; later runs read it instead of running the backbone (rebuilt when the
+    /// images, weights or resolution changed).
+    #[arg(long, value_name = "FILE")]
+    features_cache: Option<PathBuf>,
     /// AIFT: augmented patches per candidate (m).
     #[arg(long, value_name = "M", default_value_t = 8)]
     patches: usize,
@@ -293,7 +298,13 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             ColdStartArg::KmeansPp => ColdStart::KmeansPp,
         },
         positive_class: a.positive_class,
-        image: ImageConfig { weights: a.weights, resolution: a.resolution, patches: a.patches, train_blocks: a.train_blocks },
+        image: ImageConfig {
+            weights: a.weights,
+            resolution: a.resolution,
+            patches: a.patches,
+            train_blocks: a.train_blocks,
+            features_cache: a.features_cache,
+        },
         eval_at: a.eval_at,
         eval_every: a.eval_every,
         initial: a.initial,

@@ -129,11 +129,15 @@ pub struct ImageConfig {
     /// backbone's pooled features.
     #[serde(default)]
     pub train_blocks: usize,
+    /// A feature-cache file for the pooled features (read when fresh, built otherwise). Not part
+    /// of a run's identity: it changes how fast the features come, not what they are.
+    #[serde(skip)]
+    pub features_cache: Option<PathBuf>,
 }
 
 impl Default for ImageConfig {
     fn default() -> Self {
-        ImageConfig { weights: None, resolution: 96, patches: 8, train_blocks: 0 }
+        ImageConfig { weights: None, resolution: 96, patches: 8, train_blocks: 0, features_cache: None }
     }
 }
 
@@ -201,7 +205,7 @@ impl ExperimentConfig {
             c: self.c,
             net: self.net.clone(),
             positive_class: self.positive_class.clone(),
-            image: self.image.clone(),
+            image: ImageConfig { features_cache: None, ..self.image.clone() },
             initial: self.initial,
             batch: self.batch,
             candidates: self.candidates,

@@ -107,7 +107,8 @@ fn load_images(config: &ExperimentConfig) -> Result<LoadedData> {
     } else {
         Featurizer::Pooled(Arc::new(EfficientNetLite0::load(weights).map_err(|e| ExperimentError::flag("--weights", e.to_string()))?))
     });
-    let (data, images, skipped) = load_image_folder(&spec.path, &featurizer, config.image.resolution)?;
+    let cache = config.image.features_cache.as_deref().map(|file| (file, weights.as_path()));
+    let (data, images, skipped) = load_image_folder(&spec.path, &featurizer, config.image.resolution, cache)?;
     for s in &skipped {
         eprintln!("warning: {s}");
     }
