@@ -25,7 +25,7 @@ enum Command {
     /// --out continues the runs saved there instead of restarting them. A `stream-*` strategy runs
     /// stream-based selective sampling instead: the pool arrives one sample at a time in a seeded
     /// order and the policy queries or passes each (stream.csv: how the labels were spread).
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
     /// List every query strategy: the name --strategy takes, its family, the scores it needs and its paper.
     Strategies,
     /// Classify images with a pretrained network: each image's top-5 ImageNet class ids with probabilities.
@@ -247,7 +247,7 @@ struct SimulateArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Simulate(args) => run_simulate(args),
+        Command::Simulate(args) => run_simulate(*args),
         Command::Strategies => {
             print_strategies();
             Ok(())

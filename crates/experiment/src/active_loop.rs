@@ -196,7 +196,7 @@ impl EvalSchedule {
     fn wants(&self, labels: usize) -> bool {
         (self.at.is_empty() && self.every.is_none())
             || self.at.contains(&labels)
-            || self.every.is_some_and(|e| labels % e == 0)
+            || self.every.is_some_and(|e| labels.is_multiple_of(e))
     }
 }
 

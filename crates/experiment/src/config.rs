@@ -315,11 +315,10 @@ impl ExperimentConfig {
         if self.data.pool_size == Some(0) {
             return Err(ExperimentError::flag("--pool-size", "must be at least 1"));
         }
-        if let TestSpec::Fraction(f) = self.test {
-            if !(f > 0.0 && f < 1.0) {
+        if let TestSpec::Fraction(f) = self.test
+            && !(f > 0.0 && f < 1.0) {
                 return Err(ExperimentError::flag("--test-fraction", format!("must be between 0 and 1 (exclusive), got {f}")));
             }
-        }
         Ok(())
     }
 }
@@ -371,9 +370,12 @@ mod tests {
         }
     }
 
+    /// A flag and a change to a valid config that makes that flag wrong.
+    type BadFlag = (&'static str, Box<dyn Fn(&mut ExperimentConfig)>);
+
     #[test]
     fn bad_flags_name_the_flag() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut ExperimentConfig)>)> = vec![
+        let cases: Vec<BadFlag> = vec![
             ("--batch", Box::new(|c| c.batch = 0)),
             ("--budget", Box::new(|c| c.budget = 5)),
             ("--strategy", Box::new(|c| c.strategies = vec!["nope".into()])),

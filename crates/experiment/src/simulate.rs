@@ -194,8 +194,8 @@ fn fine_tune_params(config: &ExperimentConfig, classes: usize, seed: u64) -> Fin
         train_blocks: config.image.train_blocks,
         epochs: config.net.epochs,
         batch_size: config.net.minibatch,
-        lr: config.net.lr as f32,
-        dropout: config.net.dropout as f32,
+        lr: config.net.lr,
+        dropout: config.net.dropout,
         seed,
     }
 }
@@ -261,14 +261,13 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
             config.seeds.iter().map(|&s| Ok((s, Arc::new(prepare(&loaded, config, s)?)))).collect::<Result<_>>()?
         }
     };
-    if let Some((_, p)) = prepared.iter().next() {
-        if config.initial > p.pool.len() {
+    if let Some((_, p)) = prepared.iter().next()
+        && config.initial > p.pool.len() {
             return Err(ExperimentError::flag(
                 "--initial",
                 format!("{} labels asked for, the pool has {} samples", config.initial, p.pool.len()),
             ));
         }
-    }
     let strategies: Vec<String> = config
         .strategies
         .iter()

@@ -90,7 +90,7 @@ impl EfficientNetLearner {
         let c = self.trainer.frozen_channels().expect("some blocks are frozen");
         let hw = x.cols() / c;
         let h = (hw as f64).sqrt().round() as usize;
-        if x.cols() % c != 0 || h * h != hw || h == 0 {
+        if !x.cols().is_multiple_of(c) || h * h != hw || h == 0 {
             return Err(Error::shape("frozen-feature columns (h·w·channels, square)", format!("h·h·{c}"), x.cols()));
         }
         Ok([x.rows(), h, h, c])

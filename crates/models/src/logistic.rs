@@ -53,7 +53,7 @@ impl LogisticRegressionParams {
         if self.max_iter == 0 {
             return Err(Error::param("max_iter", "must be at least 1"));
         }
-        if !(self.tol > 0.0) {
+        if self.tol.is_nan() || self.tol <= 0.0 {
             return Err(Error::param("tol", format!("must be positive, got {}", self.tol)));
         }
         Ok(())
@@ -332,11 +332,11 @@ pub fn gradient_embedding(p: &Probabilities, x: &Matrix) -> Matrix {
     let (n, k, d) = (x.rows(), p.n_classes(), x.cols());
     let yhat = p.argmax();
     let mut out = Matrix::zeros(n, k * d);
-    for i in 0..n {
+    for (i, &top) in yhat.iter().enumerate() {
         let (xi, pi) = (x.row(i), p.row(i));
         let row = out.row_mut(i);
         for c in 0..k {
-            let g = pi[c] - (c as u32 == yhat[i]) as u8 as f32;
+            let g = pi[c] - (c as u32 == top) as u8 as f32;
             for (o, &v) in row[c * d..(c + 1) * d].iter_mut().zip(xi) {
                 *o = g * v;
             }
@@ -369,8 +369,8 @@ mod tests {
         for j in 0..3 {
             for f in 0..2 {
                 let mut g = model.w[f * 3 + j];
-                for i in 0..x.rows() {
-                    g += (p.row(i)[j] as f64 - (y[i] == j as u32) as u8 as f64) * x.row(i)[f] as f64;
+                for (i, &yi) in y.iter().enumerate() {
+                    g += (p.row(i)[j] as f64 - (yi == j as u32) as u8 as f64) * x.row(i)[f] as f64;
                 }
                 assert!(g.abs() < 1e-4, "gradient {g} for class {j} feature {f}");
             }
@@ -471,7 +471,7 @@ mod tests {
         let (x, y) = toy();
         assert!(LogisticRegressionParams::new().c(0.0).fit(&x, &y, 3, None).is_err());
         assert!(LogisticRegressionParams::new().fit(&x, &y[..3], 3, None).is_err());
-        assert!(LogisticRegressionParams::new().fit(&x, &vec![1; 10], 3, None).is_err());
+        assert!(LogisticRegressionParams::new().fit(&x, &[1; 10], 3, None).is_err());
         assert!(LogisticRegressionParams::new().fit(&x, &y, 2, None).is_err());
     }
 }

@@ -160,7 +160,8 @@ mod tests {
         #[test]
         fn first_pick_is_the_most_uncertain(rows in prob_rows(12, 4), k in 1usize..12) {
             let refs: Vec<&[f32]> = rows.iter().map(|r| r.as_slice()).collect();
-            let checks: [(&dyn Strategy, fn(&[f32]) -> f64); 4] = [
+            type Check<'a> = (&'a dyn Strategy, fn(&[f32]) -> f64);
+            let checks: [Check<'_>; 4] = [
                 (&LeastConfidence, least_confidence_score),
                 (&MarginSampling, margin_score),
                 (&EntropySampling, entropy_score),
