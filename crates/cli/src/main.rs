@@ -132,6 +132,11 @@ struct SimulateArgs {
     /// images, weights or resolution changed).
     #[arg(long, value_name = "FILE")]
     features_cache: Option<PathBuf>,
+    /// efficientnet-lite0: refits also train on each labeled image's --patches augmented patches
+    /// (drawn once per image), as AIFT fine-tunes on the labeled candidates' patches; applies to
+    /// every strategy of the run, so the comparison stays fair.
+    #[arg(long)]
+    train_patches: bool,
     /// AIFT: augmented patches per candidate (m).
     #[arg(long, value_name = "M", default_value_t = 8)]
     patches: usize,
@@ -304,6 +309,7 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             patches: a.patches,
             train_blocks: a.train_blocks,
             features_cache: a.features_cache,
+            train_patches: a.train_patches,
         },
         eval_at: a.eval_at,
         eval_every: a.eval_every,

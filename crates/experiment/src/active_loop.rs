@@ -23,6 +23,8 @@ pub mod streams {
     /// Per round: `(REPLAY << 32) | round`.
     pub const REPLAY: u64 = 6;
     pub const PATCHES: u64 = 7;
+    /// The augmented patches a labeled image contributes to training (fixed per image).
+    pub const TRAIN_PATCHES: u64 = 8;
 }
 
 /// Size of the stop set of the stabilizing-predictions rule (Bloodgood & Vijay-Shanker use a
@@ -178,6 +180,10 @@ pub struct ActiveLoop<'a> {
     positive_class: bool,
     /// Predicts augmented patches of candidates (image pools; AIFT).
     patches: Option<&'a AugmentedPatches>,
+    /// Train on each labeled image's augmented patches too (AIFT step 4).
+    train_on_patches: bool,
+    /// Pool row → the features of its training patches, `[patches, dim]` (computed once).
+    patch_rows: std::collections::HashMap<usize, Matrix>,
     state: LoopState,
 }
 
@@ -255,12 +261,20 @@ impl<'a> ActiveLoop<'a> {
         } else {
             Vec::new()
         };
-        ActiveLoop { pool_data, test, learner, strategy, oracle, stopping, needs, stop_set, settings, eval: EvalSchedule::every_round(), positive_class: false, patches: None, state }
+        ActiveLoop { pool_data, test, learner, strategy, oracle, stopping, needs, stop_set, settings, eval: EvalSchedule::every_round(), positive_class: false, patches: None, train_on_patches: false, patch_rows: Default::default(), state }
     }
 
     /// Let strategies that read augmented patches (AIFT) have them.
     pub fn with_patches(mut self, patches: &'a AugmentedPatches) -> Self {
         self.patches = Some(patches);
+        self
+    }
+
+    /// Refits train on every labeled image's augmented patches besides the image itself, as AIFT
+    /// fine-tunes on the patches of the candidates it labeled (needs [`Self::with_patches`]). Each
+    /// image's patches are drawn once, from the run's seed, and embedded when it is labeled.
+    pub fn with_training_patches(mut self) -> Self {
+        self.train_on_patches = true;
         self
     }
 
@@ -401,8 +415,28 @@ impl<'a> ActiveLoop<'a> {
 
     fn fit_all(&mut self) -> Result<()> {
         let idx: Vec<usize> = self.state.pool.labeled().iter().map(|id| id.index()).collect();
-        let x = self.pool_data.features.select_rows(&idx);
-        self.learner.fit(&x, &self.state.pool.labels(), self.pool_data.n_classes())
+        let mut x = self.pool_data.features.select_rows(&idx);
+        let mut y = self.state.pool.labels();
+        if let (true, Some(patches)) = (self.train_on_patches, self.patches) {
+            let missing: Vec<usize> = idx.iter().copied().filter(|i| !self.patch_rows.contains_key(i)).collect();
+            if !missing.is_empty() {
+                let seed = self.settings.seed ^ (streams::TRAIN_PATCHES << 32);
+                let per_patch = patches.features(&missing, seed).map_err(|e| quarry_core::Error::Other(e.to_string()))?;
+                for (j, &i) in missing.iter().enumerate() {
+                    let mut rows = Matrix::zeros(0, x.cols());
+                    per_patch.iter().for_each(|m| rows.push_row(m.row(j)));
+                    self.patch_rows.insert(i, rows);
+                }
+            }
+            for (i, label) in idx.iter().zip(self.state.pool.labels()) {
+                let rows = &self.patch_rows[i];
+                for r in 0..rows.rows() {
+                    x.push_row(rows.row(r));
+                    y.push(label);
+                }
+            }
+        }
+        self.learner.fit(&x, &y, self.pool_data.n_classes())
     }
 
     /// The current model's accuracy on a batch it has not learned yet (`None` if nothing was answered).

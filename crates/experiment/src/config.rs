@@ -133,11 +133,14 @@ pub struct ImageConfig {
     /// of a run's identity: it changes how fast the features come, not what they are.
     #[serde(skip)]
     pub features_cache: Option<PathBuf>,
+    /// Refits also train on each labeled image's `patches` augmented patches (AIFT's step 4).
+    #[serde(default)]
+    pub train_patches: bool,
 }
 
 impl Default for ImageConfig {
     fn default() -> Self {
-        ImageConfig { weights: None, resolution: 96, patches: 8, train_blocks: 0, features_cache: None }
+        ImageConfig { weights: None, resolution: 96, patches: 8, train_blocks: 0, features_cache: None, train_patches: false }
     }
 }
 
@@ -255,6 +258,9 @@ impl ExperimentConfig {
         }
         if self.image.train_blocks > 16 {
             return Err(ExperimentError::flag("--train-blocks", format!("EfficientNet-Lite0 has 16 blocks, got {}", self.image.train_blocks)));
+        }
+        if self.image.train_patches && (self.model != "efficientnet-lite0" || self.net.online) {
+            return Err(ExperimentError::flag("--train-patches", "trains on augmented patches of an image folder (--model efficientnet-lite0, refit)"));
         }
         if self.image.train_blocks > 0 && self.model != "efficientnet-lite0" {
             return Err(ExperimentError::flag("--train-blocks", "fine-tunes efficientnet-lite0 (an image folder with --model efficientnet-lite0)"));

@@ -184,17 +184,25 @@ impl AugmentedPatches {
         DynamicImage::ImageRgb8(rotate(&flipped.to_rgb8(), degrees))
     }
 
+    /// The features of patch `t` of each pool row, one matrix per patch `[rows, dim]`.
+    pub fn features(&self, rows: &[usize], seed: u64) -> Result<Vec<Matrix>> {
+        (0..self.patches)
+            .map(|t| {
+                let crops: Vec<DynamicImage> =
+                    rows.iter().map(|&r| self.patch(&self.images.images[self.origin[r]], self.origin[r], t, seed)).collect();
+                let refs: Vec<&DynamicImage> = crops.iter().collect();
+                self.featurizer.features(&refs, self.resolution)
+            })
+            .collect()
+    }
+
     /// `[patches, rows, classes]`: the head's probabilities of each augmented patch.
     pub fn probabilities(&self, head: &dyn Learner, rows: &[usize], seed: u64) -> Result<McSamples> {
-        let mut draws = Vec::with_capacity(self.patches);
-        for t in 0..self.patches {
-            let crops: Vec<DynamicImage> =
-                rows.iter().map(|&r| self.patch(&self.images.images[self.origin[r]], self.origin[r], t, seed)).collect();
-            let refs: Vec<&DynamicImage> = crops.iter().collect();
-            let features = self.featurizer.features(&refs, self.resolution)?;
-            let p: Probabilities = head.predict_proba(&features)?;
-            draws.push(p);
-        }
+        let draws = self
+            .features(rows, seed)?
+            .iter()
+            .map(|features| head.predict_proba(features))
+            .collect::<quarry_core::Result<Vec<Probabilities>>>()?;
         Ok(McSamples::from_draws(&draws)?)
     }
 }

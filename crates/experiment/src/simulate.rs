@@ -404,6 +404,9 @@ fn run_one(
     lp = lp.with_eval_schedule(schedule);
     if let Some(patches) = &patches {
         lp = lp.with_patches(patches);
+        if config.image.train_patches {
+            lp = lp.with_training_patches();
+        }
     }
     if positive {
         lp = lp.with_positive_class();
