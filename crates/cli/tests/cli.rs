@@ -341,6 +341,32 @@ fn aift_on_an_image_folder_reports_broken_files_by_name() {
         assert!(o.status.success(), "{}", stderr(&o));
     }
     assert_eq!(curve_rows(&d.join("whole")), curve_rows(&d.join("half")));
+    // Training on the labeled images' augmented patches changes the model (and so the curve),
+    // reproducibly; it needs an image folder.
+    let patched = |out: &str| {
+        quarry(&[
+            "simulate", "--data", d.join("img").to_str().unwrap(), "--test-fraction", "0.3", "--model", "efficientnet-lite0",
+            "--weights", weights.to_str().unwrap(), "--resolution", "32", "--patches", "4", "--train-patches", "--strategy",
+            "aift", "--initial", "6", "--batch", "6", "--budget", "18", "--seeds", "1", "--no-full-pool", "--quiet", "--out",
+            d.join(out).to_str().unwrap(),
+        ])
+    };
+    for out in ["p1", "p2"] {
+        let o = patched(out);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(curve_rows(&d.join("p1")), curve_rows(&d.join("p2")));
+    let unpatched = quarry(&[
+        "simulate", "--data", d.join("img").to_str().unwrap(), "--test-fraction", "0.3", "--model", "efficientnet-lite0",
+        "--weights", weights.to_str().unwrap(), "--resolution", "32", "--patches", "4", "--strategy", "aift", "--initial",
+        "6", "--batch", "6", "--budget", "18", "--seeds", "1", "--no-full-pool", "--quiet", "--out", d.join("p0").to_str().unwrap(),
+    ]);
+    assert!(unpatched.status.success(), "{}", stderr(&unpatched));
+    assert_ne!(curve_rows(&d.join("p0")), curve_rows(&d.join("p1")));
+    let bad = quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "margin", "--budget", "20",
+        "--train-patches", "--quiet", "--out", d.join("bad3").to_str().unwrap()]);
+    assert!(!bad.status.success() && stderr(&bad).contains("--train-patches"), "{}", stderr(&bad));
+
     // A feature cache: built by the first run, read by the second (same curves as without a
     // cache), rebuilt when an image changes.
     let cache = d.join("pool.qfc");
