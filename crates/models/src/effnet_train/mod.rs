@@ -46,7 +46,7 @@
 //! their input gradients, the vectorized depthwise kernel); weight gradients are `matrixmultiply`
 //! GEMMs, the depthwise backward and batch-norm passes loops over the contiguous channel axis that the
 //! compiler vectorizes (compiled per instruction set). Activation buffers are reused from step to
-//! step (see `BufferPool`). Measured with `examples/effnet_train_bench.rs` on a 2-core AVX-512 machine
+//! step (see `BufferPool`). Measured with `benches/effnet_train_bench.rs` on a 2-core AVX-512 machine
 //! shared with other builds (load average 4): one thread alone takes 1.03 s per step at 224x224
 //! batch 16 and 0.72 s at 96x96 batch 64 (PyTorch 2 on two threads: 1.33 s and 1.05 s); with two
 //! threads the CPU time per thread is 0.51 s and 0.35 s (what a step takes with both cores to itself;

@@ -1,7 +1,7 @@
 //! EfficientNet-Lite0 inference throughput (P3 of shared/BENCHMARK.md).
 //!
 //! ```sh
-//! cargo run --release -p quarry-models --example effnet_bench [-- WEIGHTS.safetensors]
+//! cargo bench -p quarry-models --bench effnet_bench [-- WEIGHTS.safetensors]
 //! ```
 //!
 //! Prints images/s for 224x224 batch 16 and 96x96 batch 64: the median of 5 timed forward passes after
@@ -26,7 +26,7 @@ const DEFAULT_WEIGHTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../sha
 const RUNS: usize = 5;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let weights = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_WEIGHTS));
+    let weights = std::env::args().skip(1).find(|a| !a.starts_with("--")).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_WEIGHTS));
     let t = Instant::now();
     let model = EfficientNetLite0::load(&weights)?;
     println!(

@@ -9,7 +9,7 @@
 //!    the peak resident memory while doing so; then the naive way (10 full passes) for comparison.
 //!
 //! ```sh
-//! cargo run --release -p quarry-models --example lenet_bench [-- [FASHION_MNIST_DIR] [--only train|infer|mc] [--isa avx512|avx2|portable]]
+//! cargo bench -p quarry-models --bench lenet_bench [-- [FASHION_MNIST_DIR] [--only train|infer|mc] [--isa avx512|avx2|portable]]
 //! ```
 //! `--isa` runs the hand-written kernels at a lower instruction-set level than the CPU's best
 //! (to see what an AVX2-only machine gets; the fully connected layers' GEMM still picks its own).

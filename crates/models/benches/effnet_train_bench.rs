@@ -1,7 +1,7 @@
 //! EfficientNet-Lite0 training-step time (P3 of shared/BENCHMARK.md).
 //!
 //! ```sh
-//! cargo run --release -p quarry-models --example effnet_train_bench [-- WEIGHTS.safetensors [STEPS]]
+//! cargo bench -p quarry-models --bench effnet_train_bench [-- WEIGHTS.safetensors [STEPS]]
 //! ```
 //!
 //! Prints seconds per training step (forward with training-mode batch norm and dropout 0.2, backward
@@ -25,7 +25,8 @@ const DEFAULT_WEIGHTS: &str = concat!(
 );
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` passes `--bench`: only the positional arguments count.
+    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let weights = args
         .next()
         .map(PathBuf::from)
