@@ -151,6 +151,7 @@ fn bad_inputs_are_one_line_errors_naming_the_cause() {
         (quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "nope", "--budget", "30", "--out", &out]), "unknown strategy 'nope'"),
         (quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "random", "--batch", "0", "--budget", "30", "--out", &out]), "--batch"),
         (quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "random", "--initial", "20", "--budget", "10", "--out", &out]), "--budget"),
+        (quarry(&["simulate", "--data", &digits(), "--label-column", "digit", "--strategy", "random", "--batch", "2000", "--budget", "2010", "--out", &out]), "--batch"),
     ];
     for (o, expect) in cases {
         let e = stderr(&o);

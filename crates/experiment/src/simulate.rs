@@ -251,7 +251,6 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
     let t0 = Instant::now();
     config.validate()?;
     let loaded = load_data(config)?;
-    let dir = RunDir::open(out, &config.identity())?;
     let prepared: BTreeMap<u64, Arc<Prepared>> = match config.test {
         TestSpec::File { .. } => {
             let p = Arc::new(prepare(&loaded, config, 0)?);
@@ -261,13 +260,22 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
             config.seeds.iter().map(|&s| Ok((s, Arc::new(prepare(&loaded, config, s)?)))).collect::<Result<_>>()?
         }
     };
-    if let Some((_, p)) = prepared.iter().next()
-        && config.initial > p.pool.len() {
+    if let Some((_, p)) = prepared.iter().next() {
+        if config.initial > p.pool.len() {
             return Err(ExperimentError::flag(
                 "--initial",
                 format!("{} labels asked for, the pool has {} samples", config.initial, p.pool.len()),
             ));
         }
+        if config.batch > p.pool.len() {
+            return Err(ExperimentError::flag(
+                "--batch",
+                format!("a batch of {} is larger than the pool of {} samples", config.batch, p.pool.len()),
+            ));
+        }
+    }
+    // Opened only once the settings are known to work, so a refused run leaves no directory behind.
+    let dir = RunDir::open(out, &config.identity())?;
     let strategies: Vec<String> = config
         .strategies
         .iter()
