@@ -12,7 +12,7 @@ use crate::stopping::parse_rules;
 use crate::stream::{StreamRun, StreamStats};
 use crate::{ExperimentError, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use quarry_core::{Dataset, GroundTruthOracle, Learner, StopReason, Strategy};
+use quarry_core::{Dataset, GroundTruthOracle, Learner, SampleId, StopReason, Strategy};
 use quarry_models::nn::OptimizerKind;
 use quarry_strategies::stream::policy_name;
 use quarry_models::{Committee, EfficientNetLearner, EfficientNetLite0, EfficientNetTrainer, FineTuneParams, LogisticRegressionLearner, LogisticRegressionParams, NetParams};
@@ -353,6 +353,28 @@ fn full_pool_accuracy(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, see
     Ok(r)
 }
 
+/// The loop settings of one run of `config` (pool-based or stream).
+pub(crate) fn loop_settings(config: &ExperimentConfig, seed: u64) -> LoopSettings {
+    LoopSettings {
+        batch: config.batch,
+        budget: config.budget,
+        candidates: config.candidates,
+        mc_draws: config.options.mc_draws,
+        online: config.net.online,
+        warmup: config.warmup,
+        replay: config.net.replay,
+        seed,
+    }
+}
+
+/// The initial labeled set of a seed, as `--cold-start` draws it (the same for every strategy).
+pub(crate) fn initial_labels(config: &ExperimentConfig, pool: &Dataset, seed: u64) -> quarry_core::Result<Vec<SampleId>> {
+    match config.cold_start {
+        ColdStart::Random => initial_set(&pool.labels, config.initial, seed),
+        ColdStart::KmeansPp => initial_set_kmeanspp(&pool.features, &pool.labels, config.initial, seed),
+    }
+}
+
 fn run_one(
     dir: &RunDir,
     config: &ExperimentConfig,
@@ -364,16 +386,7 @@ fn run_one(
 ) -> Result<RunResult> {
     let wrap = |source: quarry_core::Error| ExperimentError::Run { strategy: name.to_string(), seed, source };
     let strategy = quarry_strategies::by_name_with(name, &config.options).expect("validated");
-    let settings = LoopSettings {
-        batch: config.batch,
-        budget: config.budget,
-        candidates: config.candidates,
-        mc_draws: config.options.mc_draws,
-        online: config.net.online,
-        warmup: config.warmup,
-        replay: config.net.replay,
-        seed,
-    };
+    let settings = loop_settings(config, seed);
     let schedule = EvalSchedule { at: config.eval_at.clone(), every: config.eval_every };
     let positive = config.positive_class.is_some();
 
@@ -399,11 +412,7 @@ fn run_one(
             ActiveLoop::resume(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, parse_rules(&config.stop)?, state)
         }
         None => {
-            let initial = match config.cold_start {
-                ColdStart::Random => initial_set(&p.pool.labels, config.initial, seed),
-                ColdStart::KmeansPp => initial_set_kmeanspp(&p.pool.features, &p.pool.labels, config.initial, seed),
-            }
-            .map_err(wrap)?;
+            let initial = initial_labels(config, &p.pool, seed).map_err(wrap)?;
             let l = learner_for(config, p, strategy.as_ref(), seed)?;
             ActiveLoop::new(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, parse_rules(&config.stop)?, &initial)
                 .map_err(wrap)?

@@ -22,11 +22,11 @@
 //! a stream run cannot be extended the way a pool run can. `--warmup` does not apply to stream
 //! runs (an arrival cannot be queried later).
 
-use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, LoopState, StepOutcome, initial_set, initial_set_kmeanspp};
-use crate::config::{ColdStart, ExperimentConfig};
+use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, LoopState, StepOutcome};
+use crate::config::ExperimentConfig;
 use crate::report::RunResult;
 use crate::rundir::RunDir;
-use crate::simulate::base_learner;
+use crate::simulate::{base_learner, initial_labels, loop_settings};
 use crate::stopping::parse_rules;
 use crate::{ExperimentError, Result};
 use indicatif::ProgressBar;
@@ -175,23 +175,11 @@ impl StreamRun<'_> {
         let (config, seed) = (self.config, self.seed);
         let name = policy_name(self.name).ok_or_else(|| ExperimentError::flag("--strategy", format!("'{}' is not a stream policy", self.name)))?;
         let wrap = |source: quarry_core::Error| ExperimentError::Run { strategy: name.to_string(), seed, source };
-        let initial = match config.cold_start {
-            ColdStart::Random => initial_set(&self.pool.labels, config.initial, seed),
-            ColdStart::KmeansPp => initial_set_kmeanspp(&self.pool.features, &self.pool.labels, config.initial, seed),
-        }
-        .map_err(wrap)?;
+        let initial = initial_labels(config, self.pool, seed).map_err(wrap)?;
         let order = stream_order(self.pool.len(), &initial, seed);
         let stream_budget = StreamBudget { labels: config.budget.saturating_sub(initial.len()), arrivals: order.len() };
-        let settings = LoopSettings {
-            batch: config.batch,
-            budget: config.budget,
-            candidates: config.candidates,
-            mc_draws: config.options.mc_draws,
-            online: config.net.online,
-            warmup: 0,
-            replay: config.net.replay,
-            seed,
-        };
+        // A stream has no random warm start: the policy decides from the first arrival.
+        let settings = LoopSettings { warmup: 0, ..loop_settings(config, seed) };
         let learner = || base_learner(config, self.pool.dim(), self.pool.n_classes(), seed);
         let queued = Queued::new(name);
         let oracle = Box::new(GroundTruthOracle::new(&self.pool.labels));
@@ -325,7 +313,7 @@ impl StreamRun<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CommitteeSpec, DataSpec, ImageConfig, NetConfig, Scaling, TestSpec};
+    use crate::config::{ColdStart, CommitteeSpec, DataSpec, ImageConfig, NetConfig, Scaling, TestSpec};
     use quarry_core::Matrix;
     use quarry_strategies::StrategyOptions;
     use quarry_strategies::stream::StreamOptions;
