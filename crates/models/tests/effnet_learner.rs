@@ -4,20 +4,11 @@
 
 use quarry_core::{Learner, Matrix};
 use quarry_models::{EfficientNetLearner, FineTuneParams};
-use std::path::PathBuf;
 
-const WEIGHTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models/efficientnet-lite0.safetensors");
+mod common;
+use common::weights;
+
 const SIDE: usize = 32;
-
-fn weights(test: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(WEIGHTS);
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPING {test}: {WEIGHTS} not found");
-        None
-    }
-}
 
 fn params(train_blocks: usize) -> FineTuneParams {
     FineTuneParams { classes: 2, train_blocks, epochs: 1, batch_size: 4, lr: 0.001, dropout: 0.2, seed: 3 }

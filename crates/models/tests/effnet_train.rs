@@ -3,26 +3,13 @@
 //! a message when it is absent): the frozen-BN forward matches the inference port, one SGD step lowers
 //! the loss, results do not depend on the thread count, and cached frozen features train the same.
 
-use std::path::PathBuf;
 
 use quarry_models::EfficientNetLite0;
 use quarry_models::effnet_train::kernels::{self, ConvGeometry};
 use quarry_models::effnet_train::{BatchNormMode, EfficientNetTrainer, Head, TrainerParams};
 
-const WEIGHTS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/models/efficientnet-lite0.safetensors"
-);
-
-fn weights(test: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(WEIGHTS);
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPING {test}: {WEIGHTS} not found");
-        None
-    }
-}
+mod common;
+use common::weights;
 
 /// Deterministic pseudo-random values in [-scale, scale).
 fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
