@@ -22,6 +22,9 @@ use std::time::Instant;
 use quarry_models::EfficientNetLite0;
 use quarry_models::kernels::simd_level;
 
+mod common;
+use common::cpu_seconds;
+
 const DEFAULT_WEIGHTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models/efficientnet-lite0.safetensors");
 const RUNS: usize = 5;
 
@@ -69,13 +72,3 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// CPU time this process has run so far, summed over its threads (Linux `schedstat`, nanoseconds);
-/// `None` where that is not available.
-fn cpu_seconds() -> Option<f64> {
-    let mut total_ns: u64 = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total_ns as f64 * 1e-9)
-}

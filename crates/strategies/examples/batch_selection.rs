@@ -17,6 +17,9 @@ use quarry_core::{Matrix, Probabilities, QueryContext, SampleId, Scores, seeded_
 use rand::Rng;
 use std::time::Instant;
 
+mod common;
+use common::cpu_seconds;
+
 const DIM: usize = 512;
 const LABELED: usize = 1_000;
 const CLASSES: usize = 8;
@@ -29,15 +32,6 @@ fn peak_rss_mb() -> f64 {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
         .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// CPU seconds this process has used (user + system, all threads), from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name: state is field 3, utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// `n` points around the given random centers, so the data has structure to find.

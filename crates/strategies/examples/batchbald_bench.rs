@@ -14,12 +14,8 @@ use quarry_core::{McSamples, QueryContext, SampleId, Scores, seeded_rng};
 use rand::Rng;
 use std::time::Instant;
 
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
-    (ticks(11) + ticks(12)) / 100.0
-}
+mod common;
+use common::cpu_seconds;
 
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("arguments: candidates batch draws classes"));
