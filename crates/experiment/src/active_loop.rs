@@ -416,7 +416,8 @@ impl<'a> ActiveLoop<'a> {
     fn fit_all(&mut self) -> Result<()> {
         let idx: Vec<usize> = self.state.pool.labeled().iter().map(|id| id.index()).collect();
         let mut x = self.pool_data.features.select_rows(&idx);
-        let mut y = self.state.pool.labels();
+        let labels = self.state.pool.labels();
+        let mut y = labels.clone();
         if let (true, Some(patches)) = (self.train_on_patches, self.patches) {
             let missing: Vec<usize> = idx.iter().copied().filter(|i| !self.patch_rows.contains_key(i)).collect();
             if !missing.is_empty() {
@@ -428,7 +429,7 @@ impl<'a> ActiveLoop<'a> {
                     self.patch_rows.insert(i, rows);
                 }
             }
-            for (i, label) in idx.iter().zip(self.state.pool.labels()) {
+            for (i, &label) in idx.iter().zip(&labels) {
                 let rows = &self.patch_rows[i];
                 for r in 0..rows.rows() {
                     x.push_row(rows.row(r));

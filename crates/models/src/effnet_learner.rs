@@ -114,28 +114,20 @@ impl EfficientNetLearner {
         let [n, h, w, c] = self.frame(x)?;
         let per = h * w * c;
         let (mut logits, mut pooled) = (Vec::with_capacity(n * self.params.classes), Vec::with_capacity(n * FEATURE_DIM));
-        for (i, chunk) in x.as_slice().chunks(PREDICT_CHUNK * per).enumerate() {
-            let rows = chunk.len() / per;
-            let (l, p) = self.trainer.predict_from_frozen(chunk, [rows, h, w, c]).map_err(err)?;
+        for chunk in x.as_slice().chunks(PREDICT_CHUNK * per) {
+            let (l, p) = self.trainer.predict_from_frozen(chunk, [chunk.len() / per, h, w, c]).map_err(err)?;
             logits.extend(l);
             pooled.extend(p);
-            debug_assert!(i * PREDICT_CHUNK + rows <= n);
         }
         Ok((logits, pooled))
     }
 
+    /// Softmax of logits `[n, classes]`, in place, returned.
     fn softmax_rows(mut z: Vec<f32>, classes: usize) -> Vec<f32> {
-        for row in z.chunks_exact_mut(classes) {
-            let mx = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f64;
-            for v in row.iter_mut() {
-                *v = (*v - mx).exp();
-                sum += *v as f64;
-            }
-            row.iter_mut().for_each(|v| *v = (*v as f64 / sum) as f32);
-        }
+        crate::nn::loss::softmax_rows(&mut z, classes);
         z
     }
+
 
     /// Head logits of pooled features `[n, 1280]`.
     fn head(&self, pooled: &[f32]) -> Vec<f32> {

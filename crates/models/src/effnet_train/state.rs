@@ -32,25 +32,32 @@ impl ConvBn {
         v
     }
 
-    fn saved_mut(&mut self) -> Vec<(String, &mut Vec<f32>)> {
-        let (name, bn) = (self.name.clone(), self.bn_name.clone());
+    /// The slots [`Self::saved`] reads, in the same order, to write back into.
+    fn slots_mut(&mut self) -> Vec<&mut Vec<f32>> {
         let mut v = Vec::new();
-        for (n, p) in [
-            (format!("{name}.weight"), &mut self.weight),
-            (format!("{bn}.weight"), &mut self.gamma),
-            (format!("{bn}.bias"), &mut self.beta),
-        ] {
+        for p in [&mut self.weight, &mut self.gamma, &mut self.beta] {
             let Param { value, velocity, .. } = p;
-            v.push((format!("{n}.velocity"), velocity));
-            v.push((n, value));
+            v.push(velocity);
+            v.push(value);
         }
-        v.push((format!("{bn}.running_mean"), &mut self.running_mean));
-        v.push((format!("{bn}.running_var"), &mut self.running_var));
+        v.push(&mut self.running_mean);
+        v.push(&mut self.running_var);
         v
     }
 }
 
 impl EfficientNetTrainer {
+    fn trainable_layers_mut(&mut self) -> Vec<&mut ConvBn> {
+        let mut v: Vec<&mut ConvBn> = self.stem.iter_mut().collect();
+        for b in &mut self.blocks {
+            v.extend(b.expand.iter_mut());
+            v.push(&mut b.depthwise);
+            v.push(&mut b.project);
+        }
+        v.push(&mut self.head_conv);
+        v
+    }
+
     fn trainable_layers(&self) -> Vec<&ConvBn> {
         let mut v: Vec<&ConvBn> = self.stem.iter().collect();
         for b in &self.blocks {
@@ -120,24 +127,15 @@ impl EfficientNetTrainer {
                 });
             }
             let v: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            values.push((name, v));
+            values.push(v);
         }
         let mut values = values.into_iter();
         let mut put = |slot: &mut Vec<f32>| {
-            let (_, v) = values.next().expect("one value per saved tensor");
-            *slot = v;
+            *slot = values.next().expect("one value per saved tensor");
         };
-        if let Some(stem) = self.stem.as_mut() {
-            stem.saved_mut().into_iter().for_each(|(_, s)| put(s));
+        for layer in self.trainable_layers_mut() {
+            layer.slots_mut().into_iter().for_each(&mut put);
         }
-        for b in &mut self.blocks {
-            if let Some(e) = b.expand.as_mut() {
-                e.saved_mut().into_iter().for_each(|(_, s)| put(s));
-            }
-            b.depthwise.saved_mut().into_iter().for_each(|(_, s)| put(s));
-            b.project.saved_mut().into_iter().for_each(|(_, s)| put(s));
-        }
-        self.head_conv.saved_mut().into_iter().for_each(|(_, s)| put(s));
         for p in [&mut self.fc_weight, &mut self.fc_bias] {
             put(&mut p.velocity);
             put(&mut p.value);

@@ -44,7 +44,7 @@ mod gemm;
 mod gradcheck;
 mod learner;
 mod linear;
-mod loss;
+pub(crate) mod loss;
 mod net;
 mod optim;
 mod params;
