@@ -133,7 +133,7 @@ struct SimulateArgs {
     #[arg(long, value_name = "FILE")]
     features_cache: Option<PathBuf>,
     /// efficientnet-lite0: refits also train on each labeled image's --patches augmented patches
-    /// (drawn once per image), as AIFT fine-tunes on the labeled candidates' patches; applies to
+    /// (the ones it was scored on, drawn once per image and seed), as AIFT fine-tunes on the labeled candidates' patches; applies to
     /// every strategy of the run, so the comparison stays fair.
     #[arg(long)]
     train_patches: bool,

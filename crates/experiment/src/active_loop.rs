@@ -22,9 +22,9 @@ pub mod streams {
     pub const STOP_SET: u64 = 5;
     /// Per round: `(REPLAY << 32) | round`.
     pub const REPLAY: u64 = 6;
+    /// The augmented patches of each image (fixed per run: the patches a candidate is scored on
+    /// are the ones it contributes to training once labeled, as in AIFT).
     pub const PATCHES: u64 = 7;
-    /// The augmented patches a labeled image contributes to training (fixed per image).
-    pub const TRAIN_PATCHES: u64 = 8;
 }
 
 /// Size of the stop set of the stabilizing-predictions rule (Bloodgood & Vijay-Shanker use a
@@ -182,8 +182,6 @@ pub struct ActiveLoop<'a> {
     patches: Option<&'a AugmentedPatches>,
     /// Train on each labeled image's augmented patches too (AIFT step 4).
     train_on_patches: bool,
-    /// Pool row → the features of its training patches, `[patches, dim]` (computed once).
-    patch_rows: std::collections::HashMap<usize, Matrix>,
     state: LoopState,
 }
 
@@ -261,7 +259,7 @@ impl<'a> ActiveLoop<'a> {
         } else {
             Vec::new()
         };
-        ActiveLoop { pool_data, test, learner, strategy, oracle, stopping, needs, stop_set, settings, eval: EvalSchedule::every_round(), positive_class: false, patches: None, train_on_patches: false, patch_rows: Default::default(), state }
+        ActiveLoop { pool_data, test, learner, strategy, oracle, stopping, needs, stop_set, settings, eval: EvalSchedule::every_round(), positive_class: false, patches: None, train_on_patches: false, state }
     }
 
     /// Let strategies that read augmented patches (AIFT) have them.
@@ -272,7 +270,7 @@ impl<'a> ActiveLoop<'a> {
 
     /// Refits train on every labeled image's augmented patches besides the image itself, as AIFT
     /// fine-tunes on the patches of the candidates it labeled (needs [`Self::with_patches`]). Each
-    /// image's patches are drawn once, from the run's seed, and embedded when it is labeled.
+    /// image's patches are drawn once from the run's seed: the ones it was scored on, if it was.
     pub fn with_training_patches(mut self) -> Self {
         self.train_on_patches = true;
         self
@@ -419,18 +417,8 @@ impl<'a> ActiveLoop<'a> {
         let labels = self.state.pool.labels();
         let mut y = labels.clone();
         if let (true, Some(patches)) = (self.train_on_patches, self.patches) {
-            let missing: Vec<usize> = idx.iter().copied().filter(|i| !self.patch_rows.contains_key(i)).collect();
-            if !missing.is_empty() {
-                let seed = self.settings.seed ^ (streams::TRAIN_PATCHES << 32);
-                let per_patch = patches.features(&missing, seed).map_err(|e| quarry_core::Error::Other(e.to_string()))?;
-                for (j, &i) in missing.iter().enumerate() {
-                    let mut rows = Matrix::zeros(0, x.cols());
-                    per_patch.iter().for_each(|m| rows.push_row(m.row(j)));
-                    self.patch_rows.insert(i, rows);
-                }
-            }
-            for (i, &label) in idx.iter().zip(&labels) {
-                let rows = &self.patch_rows[i];
+            let per_row = patches.per_row(&idx, self.patch_seed()).map_err(|e| quarry_core::Error::Other(e.to_string()))?;
+            for (rows, &label) in per_row.iter().zip(&labels) {
                 for r in 0..rows.rows() {
                     x.push_row(rows.row(r));
                     y.push(label);
@@ -454,6 +442,11 @@ impl<'a> ActiveLoop<'a> {
 
     fn rows(&self, ids: &[SampleId]) -> Matrix {
         self.pool_data.features.select_rows(&ids.iter().map(|id| id.index()).collect::<Vec<_>>())
+    }
+
+    /// The seed of every image's augmented patches in this run.
+    fn patch_seed(&self) -> u64 {
+        self.settings.seed ^ (streams::PATCHES << 32)
     }
 
     /// This round's candidates: every unlabeled sample, or a seeded subsample of `candidates`.
@@ -507,8 +500,7 @@ impl<'a> ActiveLoop<'a> {
                 ))
             })?;
             let rows: Vec<usize> = candidates.iter().map(|id| id.index()).collect();
-            let seed = self.settings.seed ^ ((streams::PATCHES << 32) | round as u64);
-            scores.patches = Some(p.probabilities(self.learner.as_ref(), &rows, seed).map_err(|e| quarry_core::Error::Other(e.to_string()))?);
+            scores.patches = Some(p.probabilities(self.learner.as_ref(), &rows, self.patch_seed()).map_err(|e| quarry_core::Error::Other(e.to_string()))?);
         }
         if needs.features {
             scores.features = Some(cand_x.clone());

@@ -14,8 +14,10 @@ use quarry_models::feature_cache::{FeatureCache, FeatureCacheError};
 use quarry_models::{EfficientNetLite0, EfficientNetTrainer};
 use quarry_models::imagenet_input::{decode_image, preprocess};
 use rand::Rng;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Decoded images of a folder, row `i` of the dataset being image `i`.
 pub struct ImageSet {
@@ -158,10 +160,63 @@ fn cached_features(model: &EfficientNetLite0, weights: &Path, files: &[PathBuf],
     cache.to_matrix().map_err(flag)
 }
 
+/// Embedded augmented patches, `[patches, dim]` per (patch seed, image). What embeds a patch (the
+/// pooled backbone, or a fine-tuning trainer's frozen part) never changes during a run, so each
+/// patch is embedded once however many rounds score it and whichever arm of a seed asks first;
+/// the labeled images' patches that training reads are the same, already embedded ones.
+#[derive(Default)]
+pub struct PatchCache {
+    map: Mutex<HashMap<(u64, usize), Arc<Matrix>>>,
+    /// Patches embedded so far and the seconds that took.
+    work: Mutex<(usize, f64)>,
+}
+
+impl PatchCache {
+    /// The patch features of each image in `images` (seeded by `seed`): those not cached yet are
+    /// computed by one call of `embed`, which gets them in order and returns one `[missing, dim]`
+    /// matrix per patch.
+    pub fn get_or_embed(
+        &self,
+        seed: u64,
+        images: &[usize],
+        embed: impl FnOnce(&[usize]) -> Result<Vec<Matrix>>,
+    ) -> Result<Vec<Arc<Matrix>>> {
+        let mut missing: Vec<usize> = {
+            let map = self.map.lock().expect("patch cache lock");
+            images.iter().copied().filter(|i| !map.contains_key(&(seed, *i))).collect()
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        if !missing.is_empty() {
+            let start = Instant::now();
+            let per_patch = embed(&missing)?;
+            let seconds = start.elapsed().as_secs_f64();
+            let mut map = self.map.lock().expect("patch cache lock");
+            for (j, &i) in missing.iter().enumerate() {
+                let mut rows = Matrix::zeros(0, per_patch.first().map_or(0, |m| m.cols()));
+                per_patch.iter().for_each(|m| rows.push_row(m.row(j)));
+                map.insert((seed, i), Arc::new(rows));
+            }
+            let mut work = self.work.lock().expect("patch cache lock");
+            work.0 += missing.len() * per_patch.len();
+            work.1 += seconds;
+        }
+        let map = self.map.lock().expect("patch cache lock");
+        Ok(images.iter().map(|i| map[&(seed, *i)].clone()).collect())
+    }
+
+    /// Patches embedded so far and the seconds spent embedding them.
+    pub fn work(&self) -> (usize, f64) {
+        *self.work.lock().expect("patch cache lock")
+    }
+}
+
 /// Predicts augmented patches of pool samples for AIFT.
 pub struct AugmentedPatches {
     pub featurizer: Arc<Featurizer>,
     pub images: Arc<ImageSet>,
+    /// Shared by every run over these images (keyed by the patch seed).
+    pub cache: Arc<PatchCache>,
     /// Pool row → image index.
     pub origin: Vec<usize>,
     pub patches: usize,
@@ -184,16 +239,32 @@ impl AugmentedPatches {
         DynamicImage::ImageRgb8(rotate(&flipped.to_rgb8(), degrees))
     }
 
+    /// The patch features of each pool row, `[patches, dim]` per row (embedded once per seed).
+    pub fn per_row(&self, rows: &[usize], seed: u64) -> Result<Vec<Arc<Matrix>>> {
+        let images: Vec<usize> = rows.iter().map(|&r| self.origin[r]).collect();
+        self.cache.get_or_embed(seed, &images, |missing| {
+            (0..self.patches)
+                .map(|t| {
+                    let crops: Vec<DynamicImage> =
+                        missing.iter().map(|&i| self.patch(&self.images.images[i], i, t, seed)).collect();
+                    let refs: Vec<&DynamicImage> = crops.iter().collect();
+                    self.featurizer.features(&refs, self.resolution)
+                })
+                .collect()
+        })
+    }
+
     /// The features of patch `t` of each pool row, one matrix per patch `[rows, dim]`.
     pub fn features(&self, rows: &[usize], seed: u64) -> Result<Vec<Matrix>> {
-        (0..self.patches)
+        let per_row = self.per_row(rows, seed)?;
+        let dim = per_row.first().map_or(0, |m| m.cols());
+        Ok((0..self.patches)
             .map(|t| {
-                let crops: Vec<DynamicImage> =
-                    rows.iter().map(|&r| self.patch(&self.images.images[self.origin[r]], self.origin[r], t, seed)).collect();
-                let refs: Vec<&DynamicImage> = crops.iter().collect();
-                self.featurizer.features(&refs, self.resolution)
+                let mut m = Matrix::zeros(0, dim);
+                per_row.iter().for_each(|r| m.push_row(r.row(t)));
+                m
             })
-            .collect()
+            .collect())
     }
 
     /// `[patches, rows, classes]`: the head's probabilities of each augmented patch.
@@ -242,5 +313,28 @@ mod tests {
         let r = rotate(&img, MAX_ROTATION_DEGREES);
         assert_eq!(r.get_pixel(4, 4), img.get_pixel(4, 4));
         assert_ne!(r, img);
+    }
+
+    /// Cached patches are embedded once per (seed, image): a second request for the same images
+    /// (in any order, with repeats) embeds nothing, another seed embeds again.
+    #[test]
+    fn patch_cache_embeds_each_image_once_per_seed() {
+        let cache = PatchCache::default();
+        let calls = std::cell::RefCell::new(Vec::new());
+        // Patch t of image i has the single feature 10·i + t.
+        let embed = |missing: &[usize]| -> Result<Vec<Matrix>> {
+            calls.borrow_mut().push(missing.to_vec());
+            Ok((0..2).map(|t| Matrix::new(missing.iter().map(|&i| (10 * i + t) as f32).collect(), missing.len(), 1).unwrap()).collect())
+        };
+        let a = cache.get_or_embed(1, &[3, 1, 3], embed).unwrap();
+        assert_eq!(a[0].as_slice(), &[30.0, 31.0]);
+        assert_eq!(a[1].as_slice(), &[10.0, 11.0]);
+        assert_eq!(a[2].as_slice(), &[30.0, 31.0]);
+        let b = cache.get_or_embed(1, &[1, 2], embed).unwrap();
+        assert_eq!(b[1].as_slice(), &[20.0, 21.0]);
+        cache.get_or_embed(1, &[2, 3, 1], embed).unwrap();
+        cache.get_or_embed(2, &[1], embed).unwrap();
+        assert_eq!(*calls.borrow(), vec![vec![1, 3], vec![2], vec![1]]);
+        assert_eq!(cache.work().0, 8);
     }
 }

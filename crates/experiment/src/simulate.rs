@@ -4,7 +4,7 @@
 
 use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, StepOutcome, initial_set, initial_set_kmeanspp};
 use crate::config::{ColdStart, CommitteeSpec, ExperimentConfig, Scaling, TestSpec};
-use crate::images::{AugmentedPatches, Featurizer, ImageSet, load_image_folder};
+use crate::images::{AugmentedPatches, Featurizer, ImageSet, PatchCache, load_image_folder};
 use crate::metrics;
 use crate::report::{self, RunResult};
 use crate::rundir::{FullPoolResult, RunDir};
@@ -28,8 +28,9 @@ pub struct LoadedData {
     pub test: Option<Dataset>,
     /// The scaling the config's `Auto` resolved to.
     pub scaling: Scaling,
-    /// An image folder's decoded images and what turned them into pool rows.
-    pub images: Option<(Arc<ImageSet>, Arc<Featurizer>)>,
+    /// An image folder's decoded images, what turned them into pool rows, and the embedded
+    /// augmented patches every run over them shares.
+    pub images: Option<(Arc<ImageSet>, Arc<Featurizer>, Arc<PatchCache>)>,
     /// Files that could not be read (reported, left out).
     pub skipped: Vec<quarry_data::Skipped>,
 }
@@ -112,7 +113,7 @@ fn load_images(config: &ExperimentConfig) -> Result<LoadedData> {
     for s in &skipped {
         eprintln!("warning: {s}");
     }
-    Ok(LoadedData { data, test: None, scaling: Scaling::None, images: Some((Arc::new(images), featurizer)), skipped })
+    Ok(LoadedData { data, test: None, scaling: Scaling::None, images: Some((Arc::new(images), featurizer, Arc::default())), skipped })
 }
 
 /// Relabel to two classes: `positive` → 1 ("x"), everything else → 0 ("not-x").
@@ -330,6 +331,12 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
     let streams = streams.into_iter().flatten().collect();
     bar.finish_and_clear();
     let wall_seconds = t0.elapsed().as_secs_f64();
+    if let Some((_, _, cache)) = &loaded.images {
+        let (patches, seconds) = cache.work();
+        if patches > 0 && show_progress {
+            eprintln!("augmented patches: {patches} embedded in {seconds:.1} s (each once per seed, shared by the strategies)");
+        }
+    }
     let outcome = SimulationOutcome { runs, streams, full_pool, wall_seconds };
     report::write_reports(&dir, config, &loaded, &prepared, &outcome)?;
     Ok(outcome)
@@ -390,9 +397,10 @@ fn run_one(
     let schedule = EvalSchedule { at: config.eval_at.clone(), every: config.eval_every };
     let positive = config.positive_class.is_some();
 
-    let patches = loaded.images.as_ref().map(|(images, featurizer)| AugmentedPatches {
+    let patches = loaded.images.as_ref().map(|(images, featurizer, cache)| AugmentedPatches {
         featurizer: featurizer.clone(),
         images: images.clone(),
+        cache: cache.clone(),
         origin: p.origin.clone(),
         patches: config.image.patches,
         resolution: config.image.resolution,
