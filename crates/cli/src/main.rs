@@ -140,6 +140,10 @@ struct SimulateArgs {
     /// AIFT: augmented patches per candidate (m).
     #[arg(long, value_name = "M", default_value_t = 8)]
     patches: usize,
+    /// AIFT: the smallest patch crop as a fraction of the image's shorter side (crops are drawn
+    /// from this to 1; 1 keeps the whole image and varies only flips and rotations).
+    #[arg(long, value_name = "S", default_value_t = quarry_experiment::config::DEFAULT_PATCH_SCALE)]
+    patch_scale: f64,
     /// Network training after each query: `refit` (--epochs passes over every label, continuing from
     /// the current weights) or `online` (one Adam step on just the new batch; P2).
     #[arg(long, value_enum, default_value = "refit")]
@@ -307,6 +311,7 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             weights: a.weights,
             resolution: a.resolution,
             patches: a.patches,
+            patch_scale: a.patch_scale,
             train_blocks: a.train_blocks,
             features_cache: a.features_cache,
             train_patches: a.train_patches,

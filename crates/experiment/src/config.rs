@@ -124,6 +124,10 @@ pub struct ImageConfig {
     pub resolution: usize,
     /// Augmented patches per candidate (AIFT's m).
     pub patches: usize,
+    /// The smallest crop of a patch, as a fraction of the image's shorter side (crops are drawn
+    /// uniformly from this to the whole side).
+    #[serde(default = "default_patch_scale")]
+    pub patch_scale: f64,
     /// Fine-tune the last this many blocks of the backbone with a new head (SGD, head at 10× the
     /// backbone's rate) over cached frozen-trunk features; 0: a softmax head on the frozen
     /// backbone's pooled features.
@@ -138,9 +142,16 @@ pub struct ImageConfig {
     pub train_patches: bool,
 }
 
+/// The smallest patch crop, as a fraction of the shorter side, unless `--patch-scale` says otherwise.
+pub const DEFAULT_PATCH_SCALE: f64 = 0.6;
+
+fn default_patch_scale() -> f64 {
+    DEFAULT_PATCH_SCALE
+}
+
 impl Default for ImageConfig {
     fn default() -> Self {
-        ImageConfig { weights: None, resolution: 96, patches: 8, train_blocks: 0, features_cache: None, train_patches: false }
+        ImageConfig { weights: None, resolution: 96, patches: 8, patch_scale: DEFAULT_PATCH_SCALE, train_blocks: 0, features_cache: None, train_patches: false }
     }
 }
 
@@ -268,6 +279,12 @@ impl ExperimentConfig {
         if self.image.patches == 0 || self.image.resolution < 8 {
             return Err(ExperimentError::flag("--patches", "patches must be ≥ 1 and --resolution ≥ 8"));
         }
+        if !(self.image.patch_scale > 0.0 && self.image.patch_scale <= 1.0) {
+            return Err(ExperimentError::flag(
+                "--patch-scale",
+                format!("the smallest crop is a fraction of the image's side in (0, 1], got {}", self.image.patch_scale),
+            ));
+        }
         if self.eval_every == Some(0) {
             return Err(ExperimentError::flag("--eval-every", "must be at least 1"));
         }
@@ -390,6 +407,8 @@ mod tests {
             ("--test-fraction", Box::new(|c| c.test = TestSpec::Fraction(1.0))),
             ("--candidates", Box::new(|c| c.candidates = Some(0))),
             ("--stream-window", Box::new(|c| c.stream.window = 1)),
+            ("--patch-scale", Box::new(|c| c.image.patch_scale = 0.0)),
+            ("--patch-scale", Box::new(|c| c.image.patch_scale = 1.5)),
         ];
         assert!(config().validate().is_ok());
         let mut c = config();

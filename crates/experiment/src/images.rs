@@ -220,17 +220,19 @@ pub struct AugmentedPatches {
     /// Pool row → image index.
     pub origin: Vec<usize>,
     pub patches: usize,
+    /// The smallest crop, as a fraction of the shorter side.
+    pub min_scale: f64,
     pub resolution: usize,
 }
 
 impl AugmentedPatches {
-    /// Patch `t` of image `img`: a crop of 60–100 % of the shorter side at a random position,
+    /// Patch `t` of image `img`: a crop of `min_scale`–100 % of the shorter side at a random position,
     /// flipped horizontally half the time and rotated by up to ±[`MAX_ROTATION_DEGREES`], drawn
     /// from `(seed, image, t)` so it is reproducible.
     fn patch(&self, img: &DynamicImage, image_index: usize, t: usize, seed: u64) -> DynamicImage {
         let mut rng = seeded_rng(seed ^ ((image_index as u64) << 20), 0xA1F7_0000 | t as u64);
         let (w, h) = (img.width(), img.height());
-        let side = ((w.min(h) as f64) * rng.random_range(0.6..=1.0)).round().max(1.0) as u32;
+        let side = ((w.min(h) as f64) * rng.random_range(self.min_scale..=1.0)).round().max(1.0) as u32;
         let x = rng.random_range(0..=w - side.min(w));
         let y = rng.random_range(0..=h - side.min(h));
         let crop = img.crop_imm(x, y, side.min(w), side.min(h));

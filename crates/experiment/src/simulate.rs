@@ -403,6 +403,7 @@ fn run_one(
         cache: cache.clone(),
         origin: p.origin.clone(),
         patches: config.image.patches,
+        min_scale: config.image.patch_scale,
         resolution: config.image.resolution,
     });
     let oracle = Box::new(GroundTruthOracle::new(&p.pool.labels));
