@@ -167,6 +167,9 @@ fn cached_features(model: &EfficientNetLite0, weights: &Path, files: &[PathBuf],
 #[derive(Default)]
 pub struct PatchCache {
     map: Mutex<HashMap<(u64, usize), Arc<Matrix>>>,
+    /// Held while embedding, so two strategies asking for the same patches at once embed them
+    /// once (the second waits, then finds them cached).
+    embedding: Mutex<()>,
     /// Patches embedded so far and the seconds that took.
     work: Mutex<(usize, f64)>,
 }
@@ -181,13 +184,19 @@ impl PatchCache {
         images: &[usize],
         embed: impl FnOnce(&[usize]) -> Result<Vec<Matrix>>,
     ) -> Result<Vec<Arc<Matrix>>> {
-        let mut missing: Vec<usize> = {
+        let missing = || -> Vec<usize> {
             let map = self.map.lock().expect("patch cache lock");
-            images.iter().copied().filter(|i| !map.contains_key(&(seed, *i))).collect()
+            let mut m: Vec<usize> = images.iter().copied().filter(|i| !map.contains_key(&(seed, *i))).collect();
+            m.sort_unstable();
+            m.dedup();
+            m
         };
-        missing.sort_unstable();
-        missing.dedup();
-        if !missing.is_empty() {
+        if !missing().is_empty() {
+            let _embedding = self.embedding.lock().expect("patch cache lock");
+            let missing = missing();
+            if missing.is_empty() {
+                return self.cached(seed, images);
+            }
             let start = Instant::now();
             let per_patch = embed(&missing)?;
             let seconds = start.elapsed().as_secs_f64();
@@ -201,6 +210,10 @@ impl PatchCache {
             work.0 += missing.len() * per_patch.len();
             work.1 += seconds;
         }
+        self.cached(seed, images)
+    }
+
+    fn cached(&self, seed: u64, images: &[usize]) -> Result<Vec<Arc<Matrix>>> {
         let map = self.map.lock().expect("patch cache lock");
         Ok(images.iter().map(|i| map[&(seed, *i)].clone()).collect())
     }
@@ -338,5 +351,24 @@ mod tests {
         cache.get_or_embed(2, &[1], embed).unwrap();
         assert_eq!(*calls.borrow(), vec![vec![1, 3], vec![2], vec![1]]);
         assert_eq!(cache.work().0, 8);
+    }
+
+    /// Two runs asking for the same uncached patches at once embed them once.
+    #[test]
+    fn concurrent_requests_embed_once() {
+        let cache = PatchCache::default();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let embed = |missing: &[usize]| -> Result<Vec<Matrix>> {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            Ok(vec![Matrix::new(missing.iter().map(|&i| i as f32).collect(), missing.len(), 1).unwrap()])
+        };
+        std::thread::scope(|s| {
+            let a = s.spawn(|| cache.get_or_embed(0, &[1, 2], embed).unwrap());
+            let b = s.spawn(|| cache.get_or_embed(0, &[2, 1], embed).unwrap());
+            assert_eq!(a.join().unwrap()[1].as_slice(), &[2.0]);
+            assert_eq!(b.join().unwrap()[1].as_slice(), &[1.0]);
+        });
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
