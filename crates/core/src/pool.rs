@@ -68,6 +68,11 @@ impl Pool {
         self.states.iter().filter(|s| matches!(s, SampleState::Unlabeled)).count()
     }
 
+    /// Samples the oracle declined to label.
+    pub fn n_skipped(&self) -> usize {
+        self.states.iter().filter(|s| matches!(s, SampleState::Skipped { .. })).count()
+    }
+
     /// Record an oracle's answer. Labeling a sample twice is a logic error and panics.
     pub fn set_label(&mut self, id: SampleId, label: u32, round: u32) {
         let s = &mut self.states[id.index()];
@@ -96,6 +101,7 @@ mod tests {
         assert_eq!(pool.labeled(), &[SampleId(3), SampleId(0)]);
         assert_eq!(pool.labels(), vec![1, 0]);
         assert_eq!(pool.unlabeled(), vec![SampleId(1), SampleId(2)]);
+        assert_eq!((pool.n_unlabeled(), pool.n_skipped()), (2, 1));
         assert_eq!(pool.state(SampleId(0)), SampleState::Labeled { label: 0, round: 1 });
     }
 

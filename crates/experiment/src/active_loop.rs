@@ -307,6 +307,14 @@ impl<'a> ActiveLoop<'a> {
         let n_classes = self.pool_data.n_classes();
         if round > 0 {
             let unlabeled = self.state.pool.n_unlabeled();
+            let skipped = self.state.pool.n_skipped();
+            if unlabeled == 0 && skipped > 0 {
+                // AIFT's third stop: whatever was not labeled, annotators marked impossible to label.
+                return Ok(StepOutcome::Stopped(StopReason {
+                    rule: "rest-unlabelable".into(),
+                    detail: format!("{} labeled; the other {skipped} were marked impossible to label", self.state.pool.n_labeled()),
+                }));
+            }
             let stop_history = self.stop_history();
             for rule in &self.stopping {
                 if let Some(reason) = rule.check(&stop_history, unlabeled) {
@@ -543,6 +551,50 @@ impl<'a> ActiveLoop<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Labels the first `n` samples it is asked about, then declines every other (an annotator
+    /// marking images impossible to label).
+    struct LabelsThenDeclines {
+        labels: Vec<u32>,
+        left: usize,
+    }
+
+    impl Oracle for LabelsThenDeclines {
+        fn label(&mut self, ids: &[SampleId]) -> quarry_core::Result<Vec<Option<u32>>> {
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    let answer = (self.left > 0).then(|| self.labels[id.index()]);
+                    self.left = self.left.saturating_sub(1);
+                    answer
+                })
+                .collect())
+        }
+    }
+
+    /// Declined samples are never asked again, and once every remaining one was declined the run
+    /// stops with AIFT's "the rest cannot be labeled" reason, keeping the labels it has.
+    #[test]
+    fn stops_when_annotators_mark_the_rest_unlabelable() {
+        let x = Matrix::new((0..12).map(|i| i as f32).collect(), 12, 1).unwrap();
+        let y: Vec<u32> = (0..12).map(|i| (i >= 6) as u32).collect();
+        let data = Dataset::new(x, y.clone(), vec!["a".into(), "b".into()]).unwrap();
+        let oracle = Box::new(LabelsThenDeclines { labels: y, left: 4 });
+        let settings = LoopSettings { batch: 3, budget: 12, candidates: None, mc_draws: 1, online: false, warmup: 0, replay: 0, seed: 0 };
+        let learner = Box::new(quarry_models::LogisticRegressionLearner::new(Default::default()));
+        let strategy = quarry_strategies::RandomSampling;
+        let initial = [SampleId::from(0), SampleId::from(11)];
+        let mut lp = ActiveLoop::new(&data, &data, learner, &strategy, oracle, settings, vec![], &initial).unwrap();
+        let reason = loop {
+            match lp.step().unwrap() {
+                StepOutcome::Stopped(r) => break r,
+                _ => continue,
+            }
+        };
+        assert_eq!(reason.rule, "rest-unlabelable", "{reason:?}");
+        assert_eq!(lp.state().pool.n_labeled(), 4);
+        assert_eq!(lp.state().pool.n_skipped(), 8);
+    }
 
     /// Two tight clusters 1,000 apart: after the first pick, the other cluster holds essentially
     /// all the D² mass, so a 2-point k-means++ start covers both; picks are distinct.
