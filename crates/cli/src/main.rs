@@ -35,6 +35,56 @@ enum Command {
     /// over seeds. Writes curves.csv, summary.json, curves.svg, queries.csv and queries.svg
     /// (the true and learned boundaries with the initial points and the queries) to --out.
     Synthesize(SynthesizeArgs),
+    /// Real use: the next images to label in a folder of unlabeled images. Reads the labels a
+    /// person has given so far (--labels, `file,label` lines; `-` marks an image impossible to
+    /// label; a missing file means none yet), fits a softmax head on the pretrained
+    /// EfficientNet-Lite0's features and lets the strategy (AIFT by default) pick from the images
+    /// not yet answered; with fewer than two classes labeled, k-means++ on the embeddings picks a
+    /// diverse cold-start batch. Prints the batch and writes it to --out as `file,` lines to fill
+    /// in and append to the labels file. Nothing is written to the labels file.
+    Query(QueryArgs),
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    /// A folder of PNG/JPEG images (flat; sub-folders are read too, their names ignored).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// The labels given so far: `file,label` lines, `file` relative to --data.
+    #[arg(long, value_name = "CSV")]
+    labels: PathBuf,
+    /// EfficientNet-Lite0 weights (safetensors).
+    #[arg(long, value_name = "FILE")]
+    weights: PathBuf,
+    /// Images and patches are resized to R×R before the backbone.
+    #[arg(long, value_name = "R", default_value_t = 96)]
+    resolution: usize,
+    /// The query strategy (see `quarry strategies`).
+    #[arg(long, default_value = "aift")]
+    strategy: String,
+    /// How many images to propose.
+    #[arg(long, default_value_t = 20)]
+    batch: usize,
+    /// AIFT: augmented patches per image (m).
+    #[arg(long, value_name = "M", default_value_t = 8)]
+    patches: usize,
+    /// AIFT: the smallest patch crop as a fraction of the image's shorter side.
+    #[arg(long, value_name = "S", default_value_t = quarry_experiment::config::DEFAULT_PATCH_SCALE)]
+    patch_scale: f64,
+    /// Also train the head on each labeled image's augmented patches (AIFT step 4).
+    #[arg(long)]
+    train_patches: bool,
+    /// AIFT: fraction α of each image's patches kept by majority selection.
+    #[arg(long, default_value_t = 0.25)]
+    aift_alpha: f64,
+    /// The head's inverse regularization strength.
+    #[arg(long, default_value_t = 1.0)]
+    c: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to write the proposed batch (`file,label` header, then `file,` per image).
+    #[arg(long, value_name = "CSV")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -263,6 +313,7 @@ fn main() -> ExitCode {
         }
         Command::Predict(args) => run_predict(args),
         Command::Synthesize(args) => run_synthesize(args),
+        Command::Query(args) => run_query(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -271,6 +322,48 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_query(a: QueryArgs) -> Result<()> {
+    use quarry_experiment::propose::{QuerySpec, batch_csv, propose};
+    if !(a.patch_scale > 0.0 && a.patch_scale <= 1.0) || a.patches == 0 || a.resolution < 8 {
+        anyhow::bail!("--patches must be ≥ 1, --patch-scale in (0, 1] and --resolution ≥ 8");
+    }
+    let spec = QuerySpec {
+        folder: a.data,
+        labels: a.labels,
+        weights: a.weights,
+        resolution: a.resolution,
+        patches: a.patches,
+        patch_scale: a.patch_scale,
+        train_patches: a.train_patches,
+        strategy: a.strategy,
+        options: StrategyOptions { aift_alpha: a.aift_alpha, ..StrategyOptions::default() },
+        batch: a.batch,
+        c: a.c,
+        seed: a.seed,
+    };
+    let p = propose(&spec)?;
+    for s in &p.skipped {
+        eprintln!("warning: {s}");
+    }
+    eprintln!(
+        "{} labeled ({} classes: {}), {} marked impossible, {} unanswered; {}",
+        p.labeled,
+        p.classes.len(),
+        p.classes.join(", "),
+        p.impossible,
+        p.unanswered,
+        p.how
+    );
+    std::fs::write(&a.out, batch_csv(&p.files)).map_err(|e| anyhow::anyhow!("{}: {e}", a.out.display()))?;
+    for f in &p.files {
+        println!("{f}");
+    }
+    if !p.files.is_empty() {
+        eprintln!("wrote {} images to label to {}: fill in each label (or - if it cannot be labeled) and append the lines to {}", p.files.len(), a.out.display(), spec.labels.display());
+    }
+    Ok(())
 }
 
 fn run_simulate(a: SimulateArgs) -> Result<()> {

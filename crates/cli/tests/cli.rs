@@ -428,3 +428,81 @@ fn mixed_committee_of_different_learner_kinds() {
     ]);
     assert!(!again.status.success(), "a mixed-committee directory was continued with bagging");
 }
+
+/// Real use on a flat folder: a cold start from zero labels proposes distinct images, labels
+/// appended to the file move it to the strategy (AIFT), `-` marks images that are never proposed
+/// again, and with everything answered nothing is left; bad label lines name file and line.
+#[test]
+fn query_proposes_batches_from_a_flat_folder_until_everything_is_answered() {
+    let fm = repo().join("../shared/data/fashion-mnist/t10k-images-idx3-ubyte.gz");
+    let weights = repo().join("../shared/models/efficientnet-lite0.safetensors");
+    if !fm.exists() || !weights.exists() {
+        eprintln!("skipped: Fashion-MNIST or EfficientNet-Lite0 weights not found under ../shared");
+        return;
+    }
+    let d = scratch("query");
+    let images = quarry_data::read_idx_images(&fm).unwrap();
+    let truth = quarry_data::read_idx_labels(&repo().join("../shared/data/fashion-mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
+    let img = d.join("img");
+    std::fs::create_dir_all(&img).unwrap();
+    let mut class_of = std::collections::HashMap::new();
+    for (i, &l) in truth.iter().enumerate().filter(|(_, l)| **l <= 1).take(10) {
+        let px: Vec<u8> = images.row(i).iter().map(|&v| v as u8).collect();
+        let name = format!("{i:05}.png");
+        image::GrayImage::from_raw(28, 28, px).unwrap().save(img.join(&name)).unwrap();
+        class_of.insert(name, if l == 0 { "tshirt" } else { "trouser" });
+    }
+    std::fs::write(img.join("broken.png"), "not a png").unwrap();
+    let labels = d.join("labels.csv");
+    let next = d.join("next.csv");
+    let query = |batch: &str| {
+        quarry(&["query", "--data", img.to_str().unwrap(), "--labels", labels.to_str().unwrap(), "--weights",
+            weights.to_str().unwrap(), "--resolution", "32", "--patches", "4", "--batch", batch, "--out", next.to_str().unwrap()])
+    };
+    let proposed = || -> Vec<String> {
+        std::fs::read_to_string(&next).unwrap().lines().skip(1).map(|l| l.trim_end_matches(',').to_string()).collect()
+    };
+    let mut answered = std::collections::HashSet::new();
+    let mut append = |files: &[String], label: &dyn Fn(&str) -> String| {
+        let mut text = std::fs::read_to_string(&labels).unwrap_or_default();
+        for f in files {
+            assert!(answered.insert(f.clone()), "{f} proposed twice");
+            text.push_str(&format!("{f},{}\n", label(f)));
+        }
+        std::fs::write(&labels, text).unwrap();
+    };
+
+    let o = query("4");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("broken.png") && stderr(&o).contains("cold start"), "{}", stderr(&o));
+    let first = proposed();
+    assert_eq!(first.len(), 4);
+    // The cold start may pick one class only: label until both are in, as a person would.
+    append(&first, &|f| class_of[f].to_string());
+    let o = query("3");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let second = proposed();
+    assert_eq!(second.len(), 3);
+    append(&second, &|f| class_of[f].to_string());
+    let o = query("2");
+    assert!(stderr(&o).contains("aift on a softmax head fitted to 7 labels in 2 classes"), "{}", stderr(&o));
+    let third = proposed();
+    append(&third, &|_| "-".to_string());
+    let o = query("5");
+    assert!(stderr(&o).contains("2 marked impossible, 1 unanswered"), "{}", stderr(&o));
+    let last = proposed();
+    assert_eq!(last.len(), 1);
+    append(&last, &|_| "-".to_string());
+    let o = query("5");
+    assert!(o.status.success() && stderr(&o).contains("nothing left to ask"), "{}", stderr(&o));
+    assert!(proposed().is_empty());
+
+    // Bad label lines are errors naming the file and line; the labels file is left as it was.
+    let before = std::fs::read_to_string(&labels).unwrap();
+    std::fs::write(&labels, format!("{before}missing.png,tshirt\n")).unwrap();
+    let o = query("2");
+    assert!(!o.status.success() && stderr(&o).contains("labels.csv:11: missing.png is not an image"), "{}", stderr(&o));
+    std::fs::write(&labels, format!("{before}broken.png,tshirt\n")).unwrap();
+    let o = query("2");
+    assert!(!o.status.success() && stderr(&o).contains("broken.png could not be read"), "{}", stderr(&o));
+}

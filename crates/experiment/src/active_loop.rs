@@ -452,6 +452,12 @@ impl<'a> ActiveLoop<'a> {
         self.pool_data.features.select_rows(&ids.iter().map(|id| id.index()).collect::<Vec<_>>())
     }
 
+    /// The batch of `k` the strategy would query next, without asking anyone (real use: the
+    /// person labels it outside the loop).
+    pub fn propose(&self, k: usize) -> Result<Vec<SampleId>> {
+        self.query(self.state.rounds, k)
+    }
+
     /// The seed of every image's augmented patches in this run.
     fn patch_seed(&self) -> u64 {
         self.settings.seed ^ (streams::PATCHES << 32)

@@ -7,6 +7,7 @@ pub mod error;
 pub mod images;
 pub mod metrics;
 pub mod plot;
+pub mod propose;
 pub mod report;
 pub mod rundir;
 pub mod simulate;
