@@ -82,6 +82,10 @@ struct QueryArgs {
     c: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Keep the backbone's features of the folder in this memory-mapped file between calls
+    /// (rebuilt when the images, weights or resolution changed).
+    #[arg(long, value_name = "FILE")]
+    features_cache: Option<PathBuf>,
     /// Where to write the proposed batch (`file,label` header, then `file,` per image).
     #[arg(long, value_name = "CSV")]
     out: PathBuf,
@@ -342,6 +346,7 @@ fn run_query(a: QueryArgs) -> Result<()> {
         batch: a.batch,
         c: a.c,
         seed: a.seed,
+        features_cache: a.features_cache,
     };
     let p = propose(&spec)?;
     for s in &p.skipped {

@@ -457,7 +457,8 @@ fn query_proposes_batches_from_a_flat_folder_until_everything_is_answered() {
     let next = d.join("next.csv");
     let query = |batch: &str| {
         quarry(&["query", "--data", img.to_str().unwrap(), "--labels", labels.to_str().unwrap(), "--weights",
-            weights.to_str().unwrap(), "--resolution", "32", "--patches", "4", "--batch", batch, "--out", next.to_str().unwrap()])
+            weights.to_str().unwrap(), "--resolution", "32", "--patches", "4", "--batch", batch, "--out", next.to_str().unwrap(),
+            "--features-cache", d.join("features.bin").to_str().unwrap()])
     };
     let proposed = || -> Vec<String> {
         std::fs::read_to_string(&next).unwrap().lines().skip(1).map(|l| l.trim_end_matches(',').to_string()).collect()

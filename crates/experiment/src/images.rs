@@ -142,7 +142,7 @@ pub fn rotate(img: &image::RgbImage, degrees: f64) -> image::RgbImage {
 
 /// The pooled features of `files` from the feature cache at `path`, built (or rebuilt, when it
 /// is stale or unreadable) first if need be. Progress and rebuilds are reported on stderr.
-fn cached_features(model: &EfficientNetLite0, weights: &Path, files: &[PathBuf], resolution: usize, path: &Path) -> Result<Matrix> {
+pub(crate) fn cached_features(model: &EfficientNetLite0, weights: &Path, files: &[PathBuf], resolution: usize, path: &Path) -> Result<Matrix> {
     let flag = |e: FeatureCacheError| ExperimentError::flag("--features-cache", e.to_string());
     match FeatureCache::open_checked(path, weights, files, resolution) {
         Ok(cache) if cache.len() == files.len() => return cache.to_matrix().map_err(flag),

@@ -9,7 +9,7 @@
 //! image is labeled or marked, there is nothing left to ask (AIFT's third stop).
 
 use crate::active_loop::{ActiveLoop, LoopSettings, StepOutcome};
-use crate::images::{AugmentedPatches, Featurizer, ImageSet, PatchCache, embed_images};
+use crate::images::{AugmentedPatches, Featurizer, ImageSet, PatchCache, cached_features, embed_images};
 use crate::{ExperimentError, Result};
 use quarry_core::{Dataset, Oracle, SampleId, seeded_rng};
 use quarry_data::{Skipped, decode_all, scan_image_folder};
@@ -40,6 +40,9 @@ pub struct QuerySpec {
     pub batch: usize,
     pub c: f64,
     pub seed: u64,
+    /// Keep the backbone's features of the folder in this file between calls (rebuilt when the
+    /// images, weights or resolution changed).
+    pub features_cache: Option<PathBuf>,
 }
 
 /// The next batch to label.
@@ -110,6 +113,7 @@ pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
         .iter()
         .map(|(i, _)| folder.files[*i].strip_prefix(&spec.folder).unwrap_or(&folder.files[*i]).to_string_lossy().replace('\\', "/"))
         .collect();
+    let paths: Vec<PathBuf> = decoded.iter().map(|(i, _)| folder.files[*i].clone()).collect();
     let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
 
     // The labels so far: each must name a readable image of the folder.
@@ -138,7 +142,10 @@ pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
 
     let model = Arc::new(EfficientNetLite0::load(&spec.weights).map_err(|e| ExperimentError::flag("--weights", e.to_string()))?);
     let images: Vec<image::DynamicImage> = decoded.into_iter().map(|(_, img)| img).collect();
-    let features = embed_images(&model, &images.iter().collect::<Vec<_>>(), spec.resolution)?;
+    let features = match &spec.features_cache {
+        Some(file) => cached_features(&model, &spec.weights, &paths, spec.resolution, file)?,
+        None => embed_images(&model, &images.iter().collect::<Vec<_>>(), spec.resolution)?,
+    };
     let k = spec.batch.min(open.len());
 
     if proposal.classes.len() < 2 {
