@@ -330,9 +330,6 @@ fn main() -> ExitCode {
 
 fn run_query(a: QueryArgs) -> Result<()> {
     use quarry_experiment::propose::{QuerySpec, batch_csv, propose};
-    if !(a.patch_scale > 0.0 && a.patch_scale <= 1.0) || a.patches == 0 || a.resolution < 8 {
-        anyhow::bail!("--patches must be ≥ 1, --patch-scale in (0, 1] and --resolution ≥ 8");
-    }
     let spec = QuerySpec {
         folder: a.data,
         labels: a.labels,

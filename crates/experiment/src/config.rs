@@ -149,6 +149,20 @@ fn default_patch_scale() -> f64 {
     DEFAULT_PATCH_SCALE
 }
 
+/// The bounds of `--patches`, `--resolution` and `--patch-scale` (`quarry simulate` and `quarry query`).
+pub fn check_patches(patches: usize, resolution: usize, patch_scale: f64) -> Result<()> {
+    if patches == 0 || resolution < 8 {
+        return Err(ExperimentError::flag("--patches", "patches must be ≥ 1 and --resolution ≥ 8"));
+    }
+    if !(patch_scale > 0.0 && patch_scale <= 1.0) {
+        return Err(ExperimentError::flag(
+            "--patch-scale",
+            format!("the smallest crop is a fraction of the image's side in (0, 1], got {patch_scale}"),
+        ));
+    }
+    Ok(())
+}
+
 impl Default for ImageConfig {
     fn default() -> Self {
         ImageConfig { weights: None, resolution: 96, patches: 8, patch_scale: DEFAULT_PATCH_SCALE, train_blocks: 0, features_cache: None, train_patches: false }
@@ -276,15 +290,7 @@ impl ExperimentConfig {
         if self.image.train_blocks > 0 && self.model != "efficientnet-lite0" {
             return Err(ExperimentError::flag("--train-blocks", "fine-tunes efficientnet-lite0 (an image folder with --model efficientnet-lite0)"));
         }
-        if self.image.patches == 0 || self.image.resolution < 8 {
-            return Err(ExperimentError::flag("--patches", "patches must be ≥ 1 and --resolution ≥ 8"));
-        }
-        if !(self.image.patch_scale > 0.0 && self.image.patch_scale <= 1.0) {
-            return Err(ExperimentError::flag(
-                "--patch-scale",
-                format!("the smallest crop is a fraction of the image's side in (0, 1], got {}", self.image.patch_scale),
-            ));
-        }
+        check_patches(self.image.patches, self.image.resolution, self.image.patch_scale)?;
         if self.eval_every == Some(0) {
             return Err(ExperimentError::flag("--eval-every", "must be at least 1"));
         }

@@ -96,19 +96,28 @@ pub fn load_image_folder(
     let files: Vec<PathBuf> = decoded.iter().map(|(i, _)| folder.files[*i].clone()).collect();
     let y: Vec<u32> = decoded.iter().map(|(i, _)| labels[*i]).collect();
     let images: Vec<DynamicImage> = decoded.into_iter().map(|(_, img)| img).collect();
-    let refs: Vec<&DynamicImage> = images.iter().collect();
-    let features = match (cache, featurizer) {
-        (None, _) => featurizer.features(&refs, resolution)?,
-        (Some((file, weights)), Featurizer::Pooled(model)) => cached_features(model, weights, &files, resolution, file)?,
-        (Some(_), Featurizer::Frozen(_)) => {
-            return Err(ExperimentError::flag(
-                "--features-cache",
-                "the cache holds the whole frozen backbone's pooled features; --train-blocks trains part of it",
-            ));
-        }
-    };
+    let features = image_features(featurizer, &images, &files, resolution, cache)?;
     let data = Dataset::new(features, y, folder.class_names.clone())?;
     Ok((data, ImageSet { images, files }, skipped))
+}
+
+/// The rows of decoded `images` (read from `files`): with `cache = Some((file, weights))` from that
+/// feature cache (pooled features only; built first if need be), computed otherwise.
+pub(crate) fn image_features(
+    featurizer: &Featurizer,
+    images: &[DynamicImage],
+    files: &[PathBuf],
+    resolution: usize,
+    cache: Option<(&Path, &Path)>,
+) -> Result<Matrix> {
+    match (cache, featurizer) {
+        (None, _) => featurizer.features(&images.iter().collect::<Vec<_>>(), resolution),
+        (Some((file, weights)), Featurizer::Pooled(model)) => cached_features(model, weights, files, resolution, file),
+        (Some(_), Featurizer::Frozen(_)) => Err(ExperimentError::flag(
+            "--features-cache",
+            "the cache holds the whole frozen backbone's pooled features; --train-blocks trains part of it",
+        )),
+    }
 }
 
 /// The largest rotation of an augmented patch, either way (AIFT's "small rotations").
@@ -142,7 +151,7 @@ pub fn rotate(img: &image::RgbImage, degrees: f64) -> image::RgbImage {
 
 /// The pooled features of `files` from the feature cache at `path`, built (or rebuilt, when it
 /// is stale or unreadable) first if need be. Progress and rebuilds are reported on stderr.
-pub(crate) fn cached_features(model: &EfficientNetLite0, weights: &Path, files: &[PathBuf], resolution: usize, path: &Path) -> Result<Matrix> {
+fn cached_features(model: &EfficientNetLite0, weights: &Path, files: &[PathBuf], resolution: usize, path: &Path) -> Result<Matrix> {
     let flag = |e: FeatureCacheError| ExperimentError::flag("--features-cache", e.to_string());
     match FeatureCache::open_checked(path, weights, files, resolution) {
         Ok(cache) if cache.len() == files.len() => return cache.to_matrix().map_err(flag),
@@ -195,7 +204,7 @@ impl PatchCache {
             let _embedding = self.embedding.lock().expect("patch cache lock");
             let missing = missing();
             if missing.is_empty() {
-                return self.cached(seed, images);
+                return Ok(self.cached(seed, images));
             }
             let start = Instant::now();
             let per_patch = embed(&missing)?;
@@ -210,12 +219,12 @@ impl PatchCache {
             work.0 += missing.len() * per_patch.len();
             work.1 += seconds;
         }
-        self.cached(seed, images)
+        Ok(self.cached(seed, images))
     }
 
-    fn cached(&self, seed: u64, images: &[usize]) -> Result<Vec<Arc<Matrix>>> {
+    fn cached(&self, seed: u64, images: &[usize]) -> Vec<Arc<Matrix>> {
         let map = self.map.lock().expect("patch cache lock");
-        Ok(images.iter().map(|i| map[&(seed, *i)].clone()).collect())
+        images.iter().map(|i| map[&(seed, *i)].clone()).collect()
     }
 
     /// Patches embedded so far and the seconds spent embedding them.

@@ -9,7 +9,7 @@
 //! image is labeled or marked, there is nothing left to ask (AIFT's third stop).
 
 use crate::active_loop::{ActiveLoop, LoopSettings, StepOutcome};
-use crate::images::{AugmentedPatches, Featurizer, ImageSet, PatchCache, cached_features, embed_images};
+use crate::images::{AugmentedPatches, Featurizer, ImageSet, PatchCache, image_features};
 use crate::{ExperimentError, Result};
 use quarry_core::{Dataset, Oracle, SampleId, seeded_rng};
 use quarry_data::{Skipped, decode_all, scan_image_folder};
@@ -105,6 +105,7 @@ pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
     if spec.batch == 0 {
         return Err(ExperimentError::flag("--batch", "must be at least 1"));
     }
+    crate::config::check_patches(spec.patches, spec.resolution, spec.patch_scale)?;
     let strategy = quarry_strategies::by_name_with(&spec.strategy, &spec.options)
         .map_err(|e| ExperimentError::flag("--strategy", e.to_string()))?;
     let folder = scan_image_folder(&spec.folder)?;
@@ -140,12 +141,11 @@ pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
         return Ok(proposal);
     }
 
-    let model = Arc::new(EfficientNetLite0::load(&spec.weights).map_err(|e| ExperimentError::flag("--weights", e.to_string()))?);
+    let model = EfficientNetLite0::load(&spec.weights).map_err(|e| ExperimentError::flag("--weights", e.to_string()))?;
+    let featurizer = Arc::new(Featurizer::Pooled(Arc::new(model)));
     let images: Vec<image::DynamicImage> = decoded.into_iter().map(|(_, img)| img).collect();
-    let features = match &spec.features_cache {
-        Some(file) => cached_features(&model, &spec.weights, &paths, spec.resolution, file)?,
-        None => embed_images(&model, &images.iter().collect::<Vec<_>>(), spec.resolution)?,
-    };
+    let cache = spec.features_cache.as_deref().map(|file| (file, spec.weights.as_path()));
+    let features = image_features(&featurizer, &images, &paths, spec.resolution, cache)?;
     let k = spec.batch.min(open.len());
 
     if proposal.classes.len() < 2 {
@@ -189,7 +189,7 @@ pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
         seed: spec.seed,
     };
     let patches = AugmentedPatches {
-        featurizer: Arc::new(Featurizer::Pooled(model)),
+        featurizer,
         images: Arc::new(ImageSet { images, files: names.iter().map(PathBuf::from).collect() }),
         cache: Arc::new(PatchCache::default()),
         origin: (0..names.len()).collect(),
