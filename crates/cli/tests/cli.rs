@@ -31,6 +31,38 @@ fn simulate(out: &Path, strategies: &str, budget: &str, seeds: &str) -> Output {
     ])
 }
 
+/// Writes the first `per_class` t10k images of each of the first `classes` Fashion-MNIST classes as
+/// 28×28 PNGs named by index, into `dir/<class>/` or, when `flat`, into `dir` itself. Returns file
+/// name → class name and the EfficientNet-Lite0 weights' path, or `None` (the test is skipped,
+/// saying so) when Fashion-MNIST or the weights are not under ../shared.
+fn fashion_pngs(dir: &Path, classes: usize, per_class: usize, flat: bool) -> Option<(std::collections::HashMap<String, &'static str>, PathBuf)> {
+    const NAMES: [&str; 10] = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"];
+    let fm = repo().join("../shared/data/fashion-mnist/t10k-images-idx3-ubyte.gz");
+    let weights = repo().join("../shared/models/efficientnet-lite0.safetensors");
+    if !fm.exists() || !weights.exists() {
+        eprintln!("skipped: Fashion-MNIST or EfficientNet-Lite0 weights not found under ../shared");
+        return None;
+    }
+    let images = quarry_data::read_idx_images(&fm).unwrap();
+    let labels = quarry_data::read_idx_labels(&repo().join("../shared/data/fashion-mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
+    let mut count = vec![0; classes];
+    let mut class_of = std::collections::HashMap::new();
+    for (i, &l) in labels.iter().enumerate() {
+        let c = l as usize;
+        if c >= classes || count[c] >= per_class {
+            continue;
+        }
+        count[c] += 1;
+        let folder = if flat { dir.to_path_buf() } else { dir.join(NAMES[c]) };
+        std::fs::create_dir_all(&folder).unwrap();
+        let px: Vec<u8> = images.row(i).iter().map(|&v| v as u8).collect();
+        let name = format!("{i:05}.png");
+        image::GrayImage::from_raw(28, 28, px).unwrap().save(folder.join(&name)).unwrap();
+        class_of.insert(name, NAMES[c]);
+    }
+    Some((class_of, weights))
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
@@ -289,28 +321,8 @@ fn warmup_queries_at_random_and_replay_needs_online_training() {
 
 #[test]
 fn aift_on_an_image_folder_reports_broken_files_by_name() {
-    let fm = repo().join("../shared/data/fashion-mnist/t10k-images-idx3-ubyte.gz");
-    let weights = repo().join("../shared/models/efficientnet-lite0.safetensors");
-    if !fm.exists() || !weights.exists() {
-        eprintln!("skipped: Fashion-MNIST or EfficientNet-Lite0 weights not found under ../shared");
-        return;
-    }
     let d = scratch("aift");
-    let images = quarry_data::read_idx_images(&fm).unwrap();
-    let labels = quarry_data::read_idx_labels(&repo().join("../shared/data/fashion-mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
-    let names = ["tshirt", "trouser", "pullover"];
-    let mut count = [0; 3];
-    for (i, &l) in labels.iter().enumerate() {
-        let c = l as usize;
-        if c >= 3 || count[c] >= 12 {
-            continue;
-        }
-        count[c] += 1;
-        let dir = d.join("img").join(names[c]);
-        std::fs::create_dir_all(&dir).unwrap();
-        let px: Vec<u8> = images.row(i).iter().map(|&v| v as u8).collect();
-        image::GrayImage::from_raw(28, 28, px).unwrap().save(dir.join(format!("{i:05}.png"))).unwrap();
-    }
+    let Some((_, weights)) = fashion_pngs(&d.join("img"), 3, 12, false) else { return };
     std::fs::write(d.join("img/pullover/broken.png"), "not a png").unwrap();
     let out = d.join("out");
     let o = quarry(&[
@@ -434,24 +446,9 @@ fn mixed_committee_of_different_learner_kinds() {
 /// again, and with everything answered nothing is left; bad label lines name file and line.
 #[test]
 fn query_proposes_batches_from_a_flat_folder_until_everything_is_answered() {
-    let fm = repo().join("../shared/data/fashion-mnist/t10k-images-idx3-ubyte.gz");
-    let weights = repo().join("../shared/models/efficientnet-lite0.safetensors");
-    if !fm.exists() || !weights.exists() {
-        eprintln!("skipped: Fashion-MNIST or EfficientNet-Lite0 weights not found under ../shared");
-        return;
-    }
     let d = scratch("query");
-    let images = quarry_data::read_idx_images(&fm).unwrap();
-    let truth = quarry_data::read_idx_labels(&repo().join("../shared/data/fashion-mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
     let img = d.join("img");
-    std::fs::create_dir_all(&img).unwrap();
-    let mut class_of = std::collections::HashMap::new();
-    for (i, &l) in truth.iter().enumerate().filter(|(_, l)| **l <= 1).take(10) {
-        let px: Vec<u8> = images.row(i).iter().map(|&v| v as u8).collect();
-        let name = format!("{i:05}.png");
-        image::GrayImage::from_raw(28, 28, px).unwrap().save(img.join(&name)).unwrap();
-        class_of.insert(name, if l == 0 { "tshirt" } else { "trouser" });
-    }
+    let Some((class_of, weights)) = fashion_pngs(&img, 2, 5, true) else { return };
     std::fs::write(img.join("broken.png"), "not a png").unwrap();
     let labels = d.join("labels.csv");
     let next = d.join("next.csv");
