@@ -59,7 +59,10 @@
 //! | table | per row: input index (`u64`), path length (`u32`), path bytes |
 //!
 //! Files are written to a temporary name beside the target and renamed into place, so a crash
-//! never leaves a half-written cache under the real name.
+//! never leaves a half-written cache under the real name. Only a missing file or a feature cache
+//! (a file that starts with the magic, of any version or freshness) is ever replaced: a path that
+//! names anything else — a labels CSV, a data file, a folder — is refused with
+//! [`FeatureCacheError::NotACache`] before anything is computed or written ([`check_replaceable`]).
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -95,6 +98,10 @@ pub enum FeatureCacheError {
     /// The cache was built from other weights, other images or another resolution.
     #[error("{}: stale cache: rebuild it ({reason})", .path.display())]
     Stale { path: PathBuf, reason: String },
+    /// The path names something that is not a feature cache (a CSV, an image, a folder): it is
+    /// never overwritten.
+    #[error("{}: exists and is not a quarry feature cache ({reason}); refusing to overwrite it: name a new file or an existing cache", .path.display())]
+    NotACache { path: PathBuf, reason: String },
     /// A bad argument (e.g. resolution 0, a row of the wrong length).
     #[error("{}: {reason}", .path.display())]
     Param { path: PathBuf, reason: String },
@@ -109,6 +116,33 @@ pub type Result<T> = std::result::Result<T, FeatureCacheError>;
 fn io(path: &Path, what: &'static str) -> impl FnOnce(std::io::Error) -> FeatureCacheError {
     let path = path.to_path_buf();
     move |error| FeatureCacheError::Io { path, what, error }
+}
+
+/// Whether a cache may be written at `path`: yes when nothing is there or when it holds a feature
+/// cache (any version, fresh or stale: rebuilding it loses nothing a person made); otherwise
+/// [`FeatureCacheError::NotACache`], and the file is left as it is. Symbolic links are followed.
+pub fn check_replaceable(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(FeatureCacheError::Io { path: path.to_path_buf(), what: "cannot inspect", error }),
+    };
+    let not = |reason: &str| Err(FeatureCacheError::NotACache { path: path.to_path_buf(), reason: reason.into() });
+    if meta.is_dir() {
+        return not("it is a folder");
+    }
+    if !meta.is_file() {
+        return not("it is not a regular file");
+    }
+    let mut head = Vec::with_capacity(MAGIC.len());
+    File::open(path)
+        .and_then(|f| f.take(MAGIC.len() as u64).read_to_end(&mut head))
+        .map_err(io(path, "cannot read"))?;
+    if head.as_slice() != MAGIC {
+        return not("it does not start with the QRYFEAT header");
+    }
+    Ok(())
 }
 
 /// What [`FeatureCache::build`] did.
@@ -215,11 +249,13 @@ pub struct CacheWriter {
 
 impl CacheWriter {
     /// Starts a cache at `path` of `dim`-wide rows for `inputs` input files, recording the
-    /// resolution and the two fingerprints.
+    /// resolution and the two fingerprints. Refused when `path` holds something other than a
+    /// feature cache ([`check_replaceable`]).
     pub fn create(path: &Path, dim: usize, inputs: usize, resolution: usize, weights: u64, images: u64) -> Result<Self> {
         let param = |reason: String| FeatureCacheError::Param { path: path.to_path_buf(), reason };
         u32::try_from(dim).ok().filter(|&d| d > 0).ok_or_else(|| param(format!("feature dimension {dim} must be in 1..2^32")))?;
         let resolution = u32::try_from(resolution).map_err(|_| param(format!("resolution {resolution} is too large")))?;
+        check_replaceable(path)?;
         let mut name = path.file_name().map(|n| n.to_os_string()).ok_or_else(|| param("a cache path needs a file name".into()))?;
         name.push(format!(".tmp-{}", std::process::id()));
         let temp = path.with_file_name(name);
@@ -283,6 +319,11 @@ impl CacheWriter {
         let file = out.into_inner().map_err(|e| FeatureCacheError::Io { path: temp.clone(), what: "cannot write", error: e.into_error() })?;
         file.sync_all().map_err(io(&temp, "cannot sync"))?;
         drop(file);
+        // Checked again: something else may have been put there while the rows were computed.
+        if let Err(e) = check_replaceable(&self.path) {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
         std::fs::rename(&temp, &self.path).map_err(io(&self.path, "cannot move the finished cache into place"))?;
         Ok(())
     }
@@ -499,5 +540,68 @@ impl FeatureCache {
     /// The cache file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("quarry-fc-unit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn small_cache(path: &Path, value: f32) -> Result<()> {
+        let files = [PathBuf::from("a.png")];
+        let mut w = CacheWriter::create(path, 2, 1, 0, 1, images_fingerprint(&files))?;
+        w.push(0, &files[0], &[value, value])?;
+        w.finish()
+    }
+
+    /// A labels CSV, a data file or a folder given as the cache path is refused, named, and left
+    /// byte for byte as it was; a missing file is created and an existing cache is replaced.
+    #[test]
+    fn only_a_missing_file_or_a_cache_is_ever_replaced() {
+        let d = scratch("replace");
+        let labels = d.join("labels.csv");
+        std::fs::write(&labels, "file,label\na.png,cat\n").unwrap();
+        let err = small_cache(&labels, 1.0).unwrap_err();
+        assert!(matches!(err, FeatureCacheError::NotACache { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("labels.csv") && msg.contains("not a quarry feature cache"), "{msg}");
+        assert_eq!(std::fs::read_to_string(&labels).unwrap(), "file,label\na.png,cat\n");
+        let empty = d.join("empty.bin");
+        std::fs::write(&empty, "").unwrap();
+        assert!(small_cache(&empty, 1.0).is_err(), "an empty file is not a cache either");
+        let folder = d.join("folder");
+        std::fs::create_dir(&folder).unwrap();
+        assert!(check_replaceable(&folder).unwrap_err().to_string().contains("it is a folder"));
+
+        let cache = d.join("features.bin");
+        check_replaceable(&cache).expect("a missing file may be created");
+        small_cache(&cache, 1.0).expect("create");
+        small_cache(&cache, 2.0).expect("an existing cache is rebuilt");
+        assert_eq!(FeatureCache::open(&cache).unwrap().rows(), [2.0, 2.0]);
+        let leftovers: Vec<_> = std::fs::read_dir(&d).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp-")).collect();
+        assert!(leftovers.is_empty(), "no temporary file left behind");
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    /// A file put at the cache's path while it was being built is not overwritten by the rename.
+    #[test]
+    fn a_file_that_appears_during_the_build_is_kept() {
+        let d = scratch("race");
+        let path = d.join("features.bin");
+        let files = [PathBuf::from("a.png")];
+        let mut w = CacheWriter::create(&path, 1, 1, 0, 1, images_fingerprint(&files)).unwrap();
+        w.push(0, &files[0], &[1.0]).unwrap();
+        std::fs::write(&path, "someone's notes").unwrap();
+        assert!(matches!(w.finish(), Err(FeatureCacheError::NotACache { .. })));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "someone's notes");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "the temporary file is removed");
+        std::fs::remove_dir_all(&d).ok();
     }
 }
