@@ -1,7 +1,6 @@
-//! The readers against the real files in `../shared/data` (see its README.md).
-//!
-//! Each test prints a clear message and returns early when the data directory is missing, so a
-//! checkout without the shared data still builds and passes; everywhere the data exists they run.
+//! The readers against real files: the CSVs the repository ships in `data/` (always run), and
+//! Fashion-MNIST from the shared folder `../shared/data` (ignored by plain `cargo test`: run them
+//! with `-- --include-ignored` where the shared data exists; see `common/shared_data.rs`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,21 +9,9 @@ use quarry_data::{
     DataError, load, load_csv, load_idx, read_idx_images, read_idx_labels, stratified_split,
 };
 
-const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
-
-/// The path of a shared data file, or `None` (with a message) when the data is not there.
-fn data(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(DATA_DIR).join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} not found; the shared datasets live in {DATA_DIR} (see its README.md)",
-            p.display()
-        );
-        None
-    }
-}
+#[path = "common/shared_data.rs"]
+mod shared_data;
+use shared_data::{fashion_mnist, repo_file};
 
 /// A fresh scratch directory for files derived from the real data.
 fn scratch(name: &str) -> PathBuf {
@@ -44,9 +31,7 @@ fn gunzip(path: &Path) -> Vec<u8> {
 
 #[test]
 fn digits_csv() {
-    let Some(p) = data("digits-8x8.csv") else {
-        return;
-    };
+    let p = repo_file("data/digits-8x8.csv");
     let ds = load(&p, Some("digit"), None, None).unwrap();
     assert_eq!((ds.len(), ds.dim()), (1797, 64));
     let expected: Vec<String> = (0..10).map(|d| d.to_string()).collect();
@@ -62,9 +47,7 @@ fn digits_csv() {
 
 #[test]
 fn breast_cancer_csv() {
-    let Some(p) = data("breast-cancer.csv") else {
-        return;
-    };
+    let p = repo_file("data/breast-cancer.csv");
     let ds = load_csv(&p, "diagnosis", None).unwrap();
     assert_eq!((ds.len(), ds.dim()), (569, 30));
     assert_eq!(ds.class_names, ["benign", "malignant"]);
@@ -92,10 +75,9 @@ fn breast_cancer_csv() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data/fashion-mnist"]
 fn fashion_mnist_t10k_with_derived_labels() {
-    let Some(images) = data("fashion-mnist/t10k-images-idx3-ubyte.gz") else {
-        return;
-    };
+    let images = fashion_mnist("t10k-images-idx3-ubyte.gz");
     let ds = load(&images, None, None, None).unwrap();
     assert_eq!((ds.len(), ds.dim()), (10_000, 784));
     assert_eq!(
@@ -103,7 +85,7 @@ fn fashion_mnist_t10k_with_derived_labels() {
         (0..10).map(|d| d.to_string()).collect::<Vec<_>>()
     );
     assert_eq!(ds.class_counts(), vec![1000; 10]);
-    let labels = read_idx_labels(&images.with_file_name("t10k-labels-idx1-ubyte.gz")).unwrap();
+    let labels = read_idx_labels(&fashion_mnist("t10k-labels-idx1-ubyte.gz")).unwrap();
     assert_eq!(ds.labels[0], u32::from(labels[0]));
     assert!(
         ds.features
@@ -114,11 +96,10 @@ fn fashion_mnist_t10k_with_derived_labels() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data/fashion-mnist"]
 fn raw_idx_reads_like_gzip() {
-    let Some(images) = data("fashion-mnist/t10k-images-idx3-ubyte.gz") else {
-        return;
-    };
-    let labels = images.with_file_name("t10k-labels-idx1-ubyte.gz");
+    let images = fashion_mnist("t10k-images-idx3-ubyte.gz");
+    let labels = fashion_mnist("t10k-labels-idx1-ubyte.gz");
     let dir = scratch("raw");
     let raw_images = dir.join("t10k-images-idx3-ubyte");
     std::fs::write(&raw_images, gunzip(&images)).unwrap();
@@ -135,10 +116,9 @@ fn raw_idx_reads_like_gzip() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data/fashion-mnist"]
 fn truncated_gzip_is_a_clean_error() {
-    let Some(images) = data("fashion-mnist/t10k-images-idx3-ubyte.gz") else {
-        return;
-    };
+    let images = fashion_mnist("t10k-images-idx3-ubyte.gz");
     let bytes = std::fs::read(&images).unwrap();
     let dir = scratch("cut");
     let cut = dir.join("t10k-images-idx3-ubyte.gz");
@@ -161,11 +141,10 @@ fn truncated_gzip_is_a_clean_error() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data/fashion-mnist"]
 fn train_and_test_label_counts_disagree() {
-    let Some(images) = data("fashion-mnist/t10k-images-idx3-ubyte.gz") else {
-        return;
-    };
-    let train_labels = images.with_file_name("train-labels-idx1-ubyte.gz");
+    let images = fashion_mnist("t10k-images-idx3-ubyte.gz");
+    let train_labels = fashion_mnist("train-labels-idx1-ubyte.gz");
     let err = load_idx(&images, Some(&train_labels), None)
         .unwrap_err()
         .to_string();
@@ -178,9 +157,7 @@ fn train_and_test_label_counts_disagree() {
 
 #[test]
 fn split_of_digits_is_stratified() {
-    let Some(p) = data("digits-8x8.csv") else {
-        return;
-    };
+    let p = repo_file("data/digits-8x8.csv");
     let ds = load(&p, Some("digit"), None, None).unwrap();
     let (pool, test) = stratified_split(&ds.labels, ds.n_classes(), 0.25, 42).unwrap();
     assert_eq!(pool.len() + test.len(), ds.len());
