@@ -96,3 +96,15 @@ impl Matrix {
         self.data.iter_mut().for_each(|v| *v *= factor);
     }
 }
+
+impl<'a> From<&'a Matrix> for std::borrow::Cow<'a, Matrix> {
+    fn from(m: &'a Matrix) -> Self {
+        std::borrow::Cow::Borrowed(m)
+    }
+}
+
+impl From<Matrix> for std::borrow::Cow<'_, Matrix> {
+    fn from(m: Matrix) -> Self {
+        std::borrow::Cow::Owned(m)
+    }
+}

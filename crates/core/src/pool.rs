@@ -81,6 +81,15 @@ impl Pool {
         self.order.push(id);
     }
 
+    /// Forget the answer about `id` (a correction follows): it is unlabeled again and leaves the
+    /// labeling order.
+    pub fn reset(&mut self, id: SampleId) {
+        if matches!(self.states[id.index()], SampleState::Labeled { .. }) {
+            self.order.retain(|&o| o != id);
+        }
+        self.states[id.index()] = SampleState::Unlabeled;
+    }
+
     pub fn skip(&mut self, id: SampleId, round: u32) {
         let s = &mut self.states[id.index()];
         assert!(matches!(s, SampleState::Unlabeled), "sample {id} answered twice");

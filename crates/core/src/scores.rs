@@ -226,6 +226,66 @@ impl Needs {
     }
 }
 
+/// One kind of score a strategy can ask for. A [`crate::ScoreProvider`] makes some kinds; the
+/// session asks the providers it was given for each kind the strategy [`Needs`], by kind, and
+/// never special-cases a strategy. (`Needs::what_if` is not a score: the session builds the
+/// refit from its learner.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScoreKind {
+    Probabilities,
+    McSamples,
+    Committee,
+    Embeddings,
+    LabeledEmbeddings,
+    LabeledProbabilities,
+    PoolEmbeddings,
+    GradientEmbeddings,
+    Patches,
+    Features,
+    LabeledFeatures,
+}
+
+impl ScoreKind {
+    /// The name `quarry strategies` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreKind::Probabilities => "probabilities",
+            ScoreKind::McSamples => "mc-samples",
+            ScoreKind::Committee => "committee",
+            ScoreKind::Embeddings => "embeddings",
+            ScoreKind::LabeledEmbeddings => "labeled-embeddings",
+            ScoreKind::LabeledProbabilities => "labeled-probabilities",
+            ScoreKind::PoolEmbeddings => "pool-embeddings",
+            ScoreKind::GradientEmbeddings => "gradient-embeddings",
+            ScoreKind::Patches => "patch-probabilities",
+            ScoreKind::Features => "features",
+            ScoreKind::LabeledFeatures => "labeled-features",
+        }
+    }
+}
+
+impl Needs {
+    /// The score kinds these needs ask for, in a fixed order.
+    pub fn kinds(&self) -> Vec<ScoreKind> {
+        [
+            (self.probabilities, ScoreKind::Probabilities),
+            (self.mc_samples, ScoreKind::McSamples),
+            (self.committee, ScoreKind::Committee),
+            (self.embeddings, ScoreKind::Embeddings),
+            (self.labeled_embeddings, ScoreKind::LabeledEmbeddings),
+            (self.labeled_probabilities, ScoreKind::LabeledProbabilities),
+            (self.pool_embeddings, ScoreKind::PoolEmbeddings),
+            (self.gradient_embeddings, ScoreKind::GradientEmbeddings),
+            (self.patches, ScoreKind::Patches),
+            (self.features, ScoreKind::Features),
+            (self.labeled_features, ScoreKind::LabeledFeatures),
+        ]
+        .into_iter()
+        .filter_map(|(on, k)| on.then_some(k))
+        .collect()
+    }
+}
+
 /// What a learner said about a set of candidates, row `i` for candidate `i`; only the fields the
 /// strategy [`Needs`] are filled.
 #[derive(Debug, Clone, Default)]

@@ -1,4 +1,5 @@
 use crate::{Needs, Probabilities, QuarryRng, Result, SampleId, Scores};
+use rand::seq::index::sample;
 
 /// Everything a strategy may look at for one query: the candidate ids (row `i` of every score
 /// is candidate `i`), their scores, and the ids already labeled.
@@ -66,4 +67,12 @@ pub trait Strategy: Send + Sync {
     /// Choose `k` distinct candidates (fewer only if fewer candidates exist), best first.
     /// `rng` breaks ties and drives any randomness, so a seed fixes the result.
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query>;
+}
+
+/// `k` distinct candidates uniformly at random (all of them if fewer): random sampling, the
+/// baseline, and a session's warm-up queries.
+pub fn random_batch(ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
+    let n = ctx.candidates.len();
+    let picks = sample(rng, n, k.min(n)).into_iter().map(|i| Pick { id: ctx.candidates[i], score: 0.0 }).collect();
+    Ok(Query { picks })
 }

@@ -4,7 +4,8 @@ use crate::{ExperimentError, Result};
 use quarry_strategies::stream::{POLICIES, StreamOptions, policy_name};
 use quarry_strategies::{StrategyOptions, UnknownStrategy};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 
 /// How features are scaled before learning (P1 of BENCHMARK.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +220,106 @@ pub struct RunIdentity {
     /// Left out at the defaults, so directories made before stream runs existed still match.
     #[serde(default, skip_serializing_if = "StreamOptions::is_default")]
     pub stream: StreamOptions,
+    /// What the input files held when the directory was made ([`ExperimentConfig::identity`]
+    /// leaves it empty; `simulate` fills it from [`crate::simulate::LoadedData::fingerprint`]): a
+    /// data file rewritten in place must not resume checkpoints made from its old content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprint: Vec<FileFingerprint>,
+}
+
+/// The content of one input of a run: a file (`--data`, `--labels`, `--test`, `--test-labels`,
+/// an IDX labels file found by its standard name included) or an image folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileFingerprint {
+    /// The flag that names it.
+    pub flag: String,
+    /// As given (or derived, for an IDX labels file).
+    pub path: PathBuf,
+    /// BLAKE3 of the file's bytes, hex; of an image folder: of every image's path relative to
+    /// the folder, size and bytes, in the folder's id order.
+    pub blake3: String,
+}
+
+impl FileFingerprint {
+    /// Hash the file or image folder at `path`; an unreadable file is an error naming it.
+    pub fn of(flag: &str, path: &Path) -> Result<FileFingerprint> {
+        let mut hasher = blake3::Hasher::new();
+        if path.is_dir() {
+            let folder = quarry_data::scan_image_folder(path)?;
+            hasher.update(b"quarry image folder\0");
+            hasher.update(&(folder.files.len() as u64).to_le_bytes());
+            for file in &folder.files {
+                let relative = file.strip_prefix(path).unwrap_or(file);
+                hasher.update(relative.to_string_lossy().as_bytes());
+                hasher.update(b"\0");
+                let bytes = std::fs::read(file).map_err(|e| ExperimentError::io(file, e))?;
+                hasher.update(&(bytes.len() as u64).to_le_bytes());
+                hasher.update(&bytes);
+            }
+        } else {
+            let mut f = std::fs::File::open(path).map_err(|e| ExperimentError::io(path, e))?;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = f.read(&mut buf).map_err(|e| ExperimentError::io(path, e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+        }
+        Ok(FileFingerprint { flag: flag.to_string(), path: path.to_path_buf(), blake3: hasher.finalize().to_hex().to_string() })
+    }
+}
+
+impl RunIdentity {
+    /// This identity with the content fingerprints of the run's input files.
+    pub fn with_fingerprint(self, fingerprint: Vec<FileFingerprint>) -> RunIdentity {
+        RunIdentity { fingerprint, ..self }
+    }
+}
+
+/// Refuse to continue the run directory `out` when an input file named by the same flag and path
+/// as when the directory was made has changed since (its checkpoints were made from the old
+/// content), naming the file; and refuse a directory made before quarry recorded fingerprints, as
+/// it cannot be checked. Anything else (no directory yet, other settings, another format) is left
+/// to [`crate::rundir::RunDir::open`].
+pub fn check_fingerprint(out: &Path, now: &[FileFingerprint]) -> Result<()> {
+    let header_path = out.join("run.json");
+    let Ok(text) = std::fs::read_to_string(&header_path) else { return Ok(()) };
+    let Ok(header) = serde_json::from_str::<serde_json::Value>(&text) else { return Ok(()) };
+    if header["format"] != crate::rundir::FORMAT || header["version"] != crate::rundir::VERSION {
+        return Ok(());
+    }
+    let Some(identity) = header.get("identity").and_then(|i| i.as_object()) else { return Ok(()) };
+    let Some(stored) = identity.get("fingerprint") else {
+        let files: Vec<String> = now.iter().map(|f| f.path.display().to_string()).collect();
+        return Err(ExperimentError::RunDir {
+            path: header_path,
+            reason: format!(
+                "made by an earlier quarry that did not record the content of its data, so its saved runs cannot be checked against {}; use a new --out",
+                files.join(", ")
+            ),
+        });
+    };
+    let stored: Vec<FileFingerprint> = serde_json::from_value(stored.clone()).map_err(|e| ExperimentError::RunDir {
+        path: header_path.clone(),
+        reason: format!("unreadable data fingerprint ({e}); use a new --out"),
+    })?;
+    for f in now {
+        if let Some(old) = stored.iter().find(|o| o.flag == f.flag && o.path == f.path)
+            && old.blake3 != f.blake3
+        {
+            return Err(ExperimentError::RunDir {
+                path: f.path.clone(),
+                reason: format!(
+                    "changed since the run directory {} was made from it ({} content fingerprint differs), so its saved runs do not fit it; use a new --out (or restore the file)",
+                    out.display(),
+                    f.flag
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub const MODELS: &[&str] = &["logreg", "lenet5", "mlp", "efficientnet-lite0"];
@@ -244,6 +345,7 @@ impl ExperimentConfig {
             eval_at: self.eval_at.clone(),
             eval_every: self.eval_every,
             stream: self.stream.clone(),
+            fingerprint: Vec::new(),
         }
     }
 
@@ -332,6 +434,7 @@ impl ExperimentConfig {
         if self.seeds.is_empty() {
             return Err(ExperimentError::flag("--seeds", "run at least one seed"));
         }
+        check_distinct_seeds(&self.seeds)?;
         if !MODELS.contains(&self.model.as_str()) {
             return Err(ExperimentError::flag("--model", format!("unknown model '{}' (known: {})", self.model, MODELS.join(", "))));
         }
@@ -352,18 +455,63 @@ impl ExperimentConfig {
     }
 }
 
-/// Parse `--seeds`: a count `N` (seeds 0..N−1) or a comma-separated list `3,7,11` (`7,` is seed 7 alone).
+/// Parse `--seeds`: a count `N` (seeds 0..N−1), a range `4..7` (end excluded: 4, 5, 6) or `4..=7`
+/// (end included), or a comma-separated list `3,7,11` whose items may be ranges too (`7,` is seed
+/// 7 alone). A seed listed twice is an error (its runs would share one place in the run directory).
 pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
-    let bad = || ExperimentError::flag("--seeds", format!("expected a count like 5 or a list like 0,3,7; got '{s}'"));
-    if s.contains(',') {
+    let bad = || ExperimentError::flag("--seeds", format!("expected a count like 5, a range like 4..7 or 4..=7, or a list like 0,3,7; got '{s}'"));
+    let seeds: Vec<u64> = if s.contains(',') {
         // A trailing comma makes a one-seed list: `--seeds 3,` is seed 3 only.
-        s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.parse::<u64>().map_err(|_| bad())).collect()
+        let mut seeds = Vec::new();
+        for item in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match seed_range(item, s)? {
+                Some(range) => seeds.extend(range),
+                None => seeds.push(item.parse::<u64>().map_err(|_| bad())?),
+            }
+        }
+        seeds
+    } else if let Some(range) = seed_range(s.trim(), s)? {
+        range
     } else {
         let n: u64 = s.trim().parse().map_err(|_| bad())?;
         if n == 0 {
             return Err(ExperimentError::flag("--seeds", "run at least one seed, got 0"));
         }
-        Ok((0..n).collect())
+        (0..n).collect()
+    };
+    if seeds.is_empty() {
+        return Err(ExperimentError::flag("--seeds", format!("'{s}' names no seed")));
+    }
+    check_distinct_seeds(&seeds)?;
+    Ok(seeds)
+}
+
+/// `a..b` (b excluded) or `a..=b` as its seeds; `None` when `item` is not a range.
+fn seed_range(item: &str, whole: &str) -> Result<Option<Vec<u64>>> {
+    let Some((start, end)) = item.split_once("..") else { return Ok(None) };
+    let (end, inclusive) = match end.strip_prefix('=') {
+        Some(end) => (end, true),
+        None => (end, false),
+    };
+    let number = |t: &str| {
+        t.trim().parse::<u64>().map_err(|_| {
+            ExperimentError::flag("--seeds", format!("'{item}' in '{whole}': a range is START..END (END excluded) or START..=END, with whole numbers"))
+        })
+    };
+    let (start, end) = (number(start)?, number(end)?);
+    let seeds: Vec<u64> = if inclusive { (start..=end).collect() } else { (start..end).collect() };
+    if seeds.is_empty() {
+        return Err(ExperimentError::flag("--seeds", format!("the range '{item}' is empty (the end of START..END is excluded: 4..5 is seed 4)")));
+    }
+    Ok(Some(seeds))
+}
+
+fn check_distinct_seeds(seeds: &[u64]) -> Result<()> {
+    let mut sorted = seeds.to_vec();
+    sorted.sort_unstable();
+    match sorted.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(ExperimentError::flag("--seeds", format!("seed {} is listed twice", w[0]))),
+        None => Ok(()),
     }
 }
 
@@ -433,6 +581,73 @@ mod tests {
         }
     }
 
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("quarry-config-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn fingerprint_follows_the_content_of_a_file_and_an_image_folder() {
+        let d = scratch("fp");
+        let csv = d.join("d.csv");
+        std::fs::write(&csv, "a,y\n1,0\n2,1\n").unwrap();
+        let before = FileFingerprint::of("--data", &csv).unwrap();
+        assert_eq!(before, FileFingerprint::of("--data", &csv).unwrap(), "deterministic");
+        assert_eq!(before.blake3.len(), 64);
+        std::fs::write(&csv, "a,y\n2,1\n1,0\n").unwrap();
+        assert_ne!(before.blake3, FileFingerprint::of("--data", &csv).unwrap().blake3, "rows reordered");
+        let e = FileFingerprint::of("--test", &d.join("missing.csv")).unwrap_err().to_string();
+        assert!(e.contains("missing.csv"), "{e}");
+
+        let folder = d.join("images");
+        for (class, file, bytes) in [("cat", "1.png", "x"), ("cat", "2.png", "y"), ("dog", "1.png", "z")] {
+            std::fs::create_dir_all(folder.join(class)).unwrap();
+            std::fs::write(folder.join(class).join(file), bytes).unwrap();
+        }
+        let fp = |_: ()| FileFingerprint::of("--data", &folder).unwrap().blake3;
+        let first = fp(());
+        std::fs::write(folder.join("dog/notes.txt"), "not an image").unwrap();
+        assert_eq!(first, fp(()), "only the images count");
+        std::fs::write(folder.join("cat/2.png"), "Y").unwrap();
+        let edited = fp(());
+        assert_ne!(first, edited, "an image's bytes");
+        std::fs::rename(folder.join("cat/2.png"), folder.join("cat/3.png")).unwrap();
+        assert_ne!(edited, fp(()), "an image's name");
+    }
+
+    #[test]
+    fn a_changed_input_file_is_refused_by_name() {
+        let d = scratch("check");
+        let csv = d.join("digits.csv");
+        std::fs::write(&csv, "a,y\n1,0\n2,1\n").unwrap();
+        let now = vec![FileFingerprint::of("--data", &csv).unwrap()];
+        let out = d.join("run");
+        assert!(check_fingerprint(&out, &now).is_ok(), "no directory yet");
+        crate::rundir::RunDir::open(&out, &config().identity().with_fingerprint(now.clone())).unwrap();
+        assert!(check_fingerprint(&out, &now).is_ok(), "unchanged");
+
+        std::fs::write(&csv, "a,y\n2,1\n1,0\n").unwrap();
+        let changed = vec![FileFingerprint::of("--data", &csv).unwrap()];
+        let e = check_fingerprint(&out, &changed).unwrap_err().to_string();
+        assert!(e.starts_with(&csv.display().to_string()) && e.contains("changed") && e.contains("--out"), "{e}");
+        // RunDir::open alone refuses it too (the fingerprint is part of the identity).
+        assert!(crate::rundir::RunDir::open(&out, &config().identity().with_fingerprint(changed)).is_err());
+
+        // Another file altogether is a change of settings: RunDir::open names the field.
+        let other = vec![FileFingerprint { path: d.join("other.csv"), ..now[0].clone() }];
+        assert!(check_fingerprint(&out, &other).is_ok());
+
+        // A directory made before fingerprints were recorded cannot be checked: refused.
+        let header = out.join("run.json");
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&header).unwrap()).unwrap();
+        v["identity"].as_object_mut().unwrap().remove("fingerprint");
+        std::fs::write(&header, v.to_string()).unwrap();
+        let e = check_fingerprint(&out, &now).unwrap_err().to_string();
+        assert!(e.contains("run.json") && e.contains("digits.csv") && e.contains("new --out"), "{e}");
+    }
+
     #[test]
     fn seeds_parse_as_count_or_list() {
         assert_eq!(parse_seeds("3").unwrap(), vec![0, 1, 2]);
@@ -440,5 +655,25 @@ mod tests {
         assert_eq!(parse_seeds("7,").unwrap(), vec![7]);
         assert!(parse_seeds("0").is_err());
         assert!(parse_seeds("x").is_err());
+    }
+
+    #[test]
+    fn seeds_parse_as_ranges_and_one_seed_can_be_named() {
+        assert_eq!(parse_seeds("4..5").unwrap(), vec![4], "one seed: the end is excluded");
+        assert_eq!(parse_seeds("4..7").unwrap(), vec![4, 5, 6]);
+        assert_eq!(parse_seeds("4..=7").unwrap(), vec![4, 5, 6, 7]);
+        assert_eq!(parse_seeds(" 2..=2 ").unwrap(), vec![2]);
+        assert_eq!(parse_seeds("0..2,10").unwrap(), vec![0, 1, 10], "ranges inside a list");
+        for bad in ["4..4", "5..3", "4..", "..4", "a..b", "4..=x", ","] {
+            let e = parse_seeds(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--seeds"), "{bad}: {e}");
+        }
+        assert!(parse_seeds("4..4").unwrap_err().to_string().contains("empty"));
+        // The same seed twice would run twice into the same files of the run directory.
+        assert!(parse_seeds("3,3").unwrap_err().to_string().contains("seed 3 is listed twice"));
+        assert!(parse_seeds("0..3,2").is_err());
+        let mut c = config();
+        c.seeds = vec![1, 1];
+        assert!(c.validate().unwrap_err().to_string().starts_with("--seeds"));
     }
 }

@@ -150,9 +150,13 @@ pub fn rotate(img: &image::RgbImage, degrees: f64) -> image::RgbImage {
 }
 
 /// The pooled features of `files` from the feature cache at `path`, built (or rebuilt, when it
-/// is stale or unreadable) first if need be. Progress and rebuilds are reported on stderr.
+/// is stale or damaged) first if need be; a file there that is not a feature cache is an error and
+/// stays as it is. Progress and rebuilds are reported on stderr.
 fn cached_features(model: &EfficientNetLite0, weights: &Path, files: &[PathBuf], resolution: usize, path: &Path) -> Result<Matrix> {
     let flag = |e: FeatureCacheError| ExperimentError::flag("--features-cache", e.to_string());
+    // Whatever is at `path` must be a cache (or nothing) before anything is said or rebuilt: a
+    // labels CSV or a data file given here by mistake is refused, never overwritten.
+    quarry_models::feature_cache::check_replaceable(path).map_err(flag)?;
     match FeatureCache::open_checked(path, weights, files, resolution) {
         Ok(cache) if cache.len() == files.len() => return cache.to_matrix().map_err(flag),
         Ok(_) => eprintln!("feature cache {}: some images were not cached; rebuilding", path.display()),

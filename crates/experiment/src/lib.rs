@@ -1,11 +1,15 @@
-//! quarry-experiment: the simulation loop, oracles, stopping rules, repeats over seeds, metrics,
+//! quarry-experiment: the simulation drivers of the session (pool, stream, synthesis), the
+//! `quarry query` driver, evaluation, stopping rules, repeats over seeds, metrics,
 //! run directories and reports.
 
-pub mod active_loop;
 pub mod config;
 pub mod error;
+pub mod evaluate;
 pub mod images;
+pub mod initial;
+pub mod labels;
 pub mod metrics;
+pub mod patch_scores;
 pub mod plot;
 pub mod propose;
 pub mod report;
@@ -16,8 +20,9 @@ pub mod stream;
 pub mod synthesis;
 pub mod synthesis_plot;
 
-pub use active_loop::{ActiveLoop, LoopSettings, LoopState, StepOutcome};
-pub use stopping::{BudgetRule, parse_rules};
+pub use evaluate::{EvalSchedule, Evaluator};
+pub use initial::{initial_set, initial_set_kmeanspp};
+pub use stopping::{BudgetRule, parse_rules, run_rules};
 pub use config::{ColdStart, CommitteeSpec, DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds};
 pub use error::{ExperimentError, Result};
 pub use simulate::{SimulationOutcome, simulate};

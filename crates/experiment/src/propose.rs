@@ -8,10 +8,10 @@
 //! image labeled `-` was marked impossible to label: it is never proposed again, and once every
 //! image is labeled or marked, there is nothing left to ask (AIFT's third stop).
 
-use crate::active_loop::{ActiveLoop, LoopSettings, StepOutcome};
 use crate::images::{AugmentedPatches, Featurizer, ImageSet, PatchCache, image_features};
+use crate::patch_scores::PatchScores;
 use crate::{ExperimentError, Result};
-use quarry_core::{Dataset, Oracle, SampleId, seeded_rng};
+use quarry_core::{Answer, SampleId, Session, SessionSettings, seeded_rng};
 use quarry_data::{Skipped, decode_all, scan_image_folder};
 use quarry_models::imagenet_input::decode_image;
 use quarry_models::{Committee, EfficientNetLite0, LogisticRegressionLearner, LogisticRegressionParams};
@@ -91,15 +91,6 @@ pub fn read_labels(path: &Path) -> Result<Vec<(usize, String, String)>> {
     Ok(out)
 }
 
-/// Answers the initial set with the labels read from the file (`None`: marked impossible).
-struct KnownLabels(HashMap<SampleId, Option<u32>>);
-
-impl Oracle for KnownLabels {
-    fn label(&mut self, ids: &[SampleId]) -> quarry_core::Result<Vec<Option<u32>>> {
-        Ok(ids.iter().map(|id| self.0.get(id).copied().flatten()).collect())
-    }
-}
-
 /// The next `spec.batch` images to label.
 pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
     if spec.batch == 0 {
@@ -160,52 +151,36 @@ pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
     }
 
     let class_of: HashMap<&str, u32> = proposal.classes.iter().enumerate().map(|(c, n)| (n.as_str(), c as u32)).collect();
-    let y: Vec<u32> = (0..names.len()).map(|i| answers.get(&i).and_then(|a| a.as_deref()).map_or(0, |l| class_of[l])).collect();
-    let known: HashMap<SampleId, Option<u32>> =
-        answers.iter().map(|(&i, a)| (SampleId::from(i), a.as_deref().map(|l| class_of[l]))).collect();
-    let initial: Vec<SampleId> = {
-        let mut ids: Vec<SampleId> = known.keys().copied().collect();
-        ids.sort();
-        ids
-    };
-    let labeled_rows: Vec<usize> = initial.iter().filter(|id| known[id].is_some()).map(|id| id.index()).collect();
-    let pool = Dataset::new(features, y.clone(), proposal.classes.clone())?;
-    // The head is scored on its own labels (nothing here is held out; the score is not reported).
-    let seen = Dataset::new(pool.features.select_rows(&labeled_rows), labeled_rows.iter().map(|&r| y[r]).collect(), proposal.classes.clone())?;
+    // Every answer so far, taught at once (round 0), in file order; '-' = cannot be labeled.
+    let mut taught: Vec<(SampleId, Answer)> =
+        answers.iter().map(|(&i, a)| (SampleId::from(i), a.as_deref().map_or(Answer::CannotLabel, |l| Answer::Label(class_of[l])))).collect();
+    taught.sort_by_key(|(id, _)| *id);
     let head = LogisticRegressionLearner::new(LogisticRegressionParams::new().c(spec.c));
     let learner: Box<dyn quarry_core::Learner> = if strategy.needs().committee {
         Box::new(Committee::bagging(Box::new(head), spec.options.committee_size, spec.seed)?)
     } else {
         Box::new(head)
     };
-    let settings = LoopSettings {
-        batch: k,
-        budget: labeled + k,
-        candidates: None,
-        mc_draws: spec.options.mc_draws,
-        online: false,
-        warmup: 0,
-        replay: 0,
-        seed: spec.seed,
+    let settings = SessionSettings { mc_draws: spec.options.mc_draws, ..SessionSettings::seeded(spec.seed) };
+    let patches = PatchScores {
+        patches: AugmentedPatches {
+            featurizer,
+            images: Arc::new(ImageSet { images, files: names.iter().map(PathBuf::from).collect() }),
+            cache: Arc::new(PatchCache::default()),
+            origin: (0..names.len()).collect(),
+            patches: spec.patches,
+            min_scale: spec.patch_scale,
+            resolution: spec.resolution,
+        },
+        seed: crate::simulate::patch_seed(spec.seed),
     };
-    let patches = AugmentedPatches {
-        featurizer,
-        images: Arc::new(ImageSet { images, files: names.iter().map(PathBuf::from).collect() }),
-        cache: Arc::new(PatchCache::default()),
-        origin: (0..names.len()).collect(),
-        patches: spec.patches,
-        min_scale: spec.patch_scale,
-        resolution: spec.resolution,
-    };
-    let mut lp = ActiveLoop::new(&pool, &seen, learner, strategy.as_ref(), Box::new(KnownLabels(known)), settings, Vec::new(), &initial)?
-        .with_patches(&patches);
+    let n_classes = proposal.classes.len();
+    let mut session = Session::new(features, n_classes, learner, strategy, settings).with_provider(&patches);
     if spec.train_patches {
-        lp = lp.with_training_patches();
+        session = session.with_augment(&patches);
     }
-    if let StepOutcome::Stopped(reason) = lp.step()? {
-        return Err(ExperimentError::flag("--labels", reason.detail));
-    }
-    let picks = lp.propose(k)?;
+    session.teach(&taught)?;
+    let picks = session.query(k)?.ids();
     proposal.files = picks.iter().map(|id| names[id.index()].clone()).collect();
     proposal.how = format!("{} on a softmax head fitted to {labeled} labels in {} classes", spec.strategy, proposal.classes.len());
     Ok(proposal)

@@ -1,6 +1,7 @@
-//! The reports of a simulation: `curves.csv` (every round of every run), `summary.json` (the
-//! BENCHMARK.md figures per strategy) and `curves.svg` (mean curve ± band over seeds); with stream
-//! policies also `stream.csv` (arrivals seen and labels spent per quarter of the stream).
+//! The reports of a simulation: `curves.csv` (every round of every run), `queries.csv` (every
+//! labeled sample of every run, by its row in the data file), `summary.json` (the BENCHMARK.md
+//! figures per strategy) and `curves.svg` (mean curve ± band over seeds); with stream policies
+//! also `stream.csv` (arrivals seen and labels spent per quarter of the stream).
 
 use crate::config::ExperimentConfig;
 use crate::metrics::{self, Efficiency, SeedCurves};
@@ -9,7 +10,7 @@ use crate::rundir::{FullPoolResult, RunDir, write_atomic};
 use crate::simulate::{LoadedData, Prepared, SimulationOutcome};
 use crate::stream::StreamStats;
 use crate::{ExperimentError, Result};
-use quarry_core::{RoundRecord, StopReason};
+use quarry_core::{Pool, RoundRecord, SampleId, SampleState, StopReason};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,6 +23,20 @@ pub struct RunResult {
     pub seed: u64,
     pub history: Vec<RoundRecord>,
     pub stop: StopReason,
+    /// The labeled pool samples in labeling order, each with the round it was labeled in (round
+    /// 0: the initial set); [`queried`] reads them off the run's final pool.
+    pub queried: Vec<(SampleId, u32)>,
+}
+
+/// The labeled samples of `pool` in labeling order, with the round each was labeled in.
+pub fn queried(pool: &Pool) -> Vec<(SampleId, u32)> {
+    pool.labeled()
+        .iter()
+        .filter_map(|&id| match pool.state(id) {
+            SampleState::Labeled { round, .. } => Some((id, round)),
+            _ => None,
+        })
+        .collect()
 }
 
 impl RunResult {
@@ -29,6 +44,16 @@ impl RunResult {
     /// later rounds on disk but does not report them).
     fn rounds(&self, budget: usize) -> impl Iterator<Item = &RoundRecord> {
         self.history.iter().filter(move |r| r.labels <= budget)
+    }
+
+    /// The queried samples of the rounds within the budget (a round whose labels would take the
+    /// run past it is left out whole, as its curve point is).
+    fn queried_within(&self, budget: usize) -> impl Iterator<Item = &(SampleId, u32)> {
+        let mut end_of_round: BTreeMap<u32, usize> = BTreeMap::new();
+        for (i, (_, round)) in self.queried.iter().enumerate() {
+            end_of_round.insert(*round, i + 1);
+        }
+        self.queried.iter().filter(move |(_, round)| end_of_round[round] <= budget)
     }
 }
 
@@ -159,6 +184,7 @@ pub fn write_reports(
 ) -> Result<()> {
     let root = dir.root();
     write_atomic(&root.join("curves.csv"), curves_csv(&outcome.runs, config.budget).as_bytes())?;
+    write_atomic(&root.join("queries.csv"), queries_csv(&outcome.runs, config, loaded, prepared).as_bytes())?;
     if !outcome.streams.is_empty() {
         write_atomic(&root.join("stream.csv"), stream_csv(&outcome.streams).as_bytes())?;
     }
@@ -225,6 +251,39 @@ pub fn curves_csv(runs: &[RunResult], budget: usize) -> String {
         }
     }
     s
+}
+
+/// `strategy,seed,round,pool_index,row`: one row per labeled sample of each run, in labeling order
+/// (round 0 is the initial set). `pool_index` is the sample's index in that seed's pool, `row` its
+/// row in `--data` (0-based over the data rows, the header not counted; an IDX file's item). For an
+/// image folder the last column is `file`: the image's path relative to `--data`.
+pub fn queries_csv(runs: &[RunResult], config: &ExperimentConfig, loaded: &LoadedData, prepared: &BTreeMap<u64, Arc<Prepared>>) -> String {
+    let files = loaded.images.as_ref().map(|(images, _, _)| &images.files);
+    let mut s = String::from(if files.is_some() { "strategy,seed,round,pool_index,file\n" } else { "strategy,seed,round,pool_index,row\n" });
+    for run in runs {
+        let origin = &prepared[&run.seed].origin;
+        for &(id, round) in run.queried_within(config.budget) {
+            let row = origin[id.index()];
+            let _ = write!(s, "{},{},{round},{},", run.strategy, run.seed, id.index());
+            match files {
+                Some(files) => {
+                    let file = &files[row];
+                    let relative = file.strip_prefix(&config.data.path).unwrap_or(file);
+                    let name: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+                    let _ = writeln!(s, "{}", csv_field(&name.join("/")));
+                }
+                None => {
+                    let _ = writeln!(s, "{row}");
+                }
+            }
+        }
+    }
+    s
+}
+
+/// `text` as one CSV field: quoted (quotes doubled) when it holds a comma, quote or line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
 }
 
 fn curves_by_strategy(runs: &[RunResult], budget: usize) -> BTreeMap<&str, SeedCurves> {

@@ -2,24 +2,28 @@
 //!
 //! ```text
 //! OUT/run.json                      format version and the run's identity (settings that fix results)
-//! OUT/runs/<strategy>/seed-<s>.json pool state and history of one run, rewritten after every round
-//! OUT/runs/<strategy>/seed-<s>.model the learner's checkpoint after that round
-//!                                   (a stream policy's .json is a crate::stream::StreamState)
+//! OUT/runs/<strategy>/seed-<s>.run  one run's saved round: its session state, history and the
+//!                                   learner's checkpoint, in one file so they always agree
+//!                                   (a stream policy's state is a crate::stream::StreamState)
 //! OUT/full-pool/seed-<s>.json       accuracy of the learner fit on the whole labeled pool
 //! OUT/curves.csv, summary.json, curves.svg   the reports
 //! ```
-//! Every file is written to a temporary name and renamed, so an interrupted run never leaves a
-//! half-written file and nothing already stored is lost.
+//! Every file is written to a temporary name, flushed to disk and renamed, so an interrupted run
+//! never leaves a half-written file, a state never refers to another round's checkpoint, and
+//! nothing already stored is lost.
 
-use crate::active_loop::LoopState;
 use crate::config::RunIdentity;
-use crate::stream::StreamState;
 use crate::{ExperimentError, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const FORMAT: &str = "quarry-run";
-pub const VERSION: u32 = 1;
+/// 2: a run's round is one `.run` file (state and checkpoint together).
+pub const VERSION: u32 = 2;
+/// The first line of a `.run` file.
+const RUN_MAGIC: &str = "quarry-run-state 1";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct RunHeader {
@@ -45,13 +49,19 @@ fn rundir_err(path: &Path, reason: impl Into<String>) -> ExperimentError {
     ExperimentError::RunDir { path: path.to_path_buf(), reason: reason.into() }
 }
 
-/// Write `bytes` to `path` through a temporary file and a rename.
+/// Write `bytes` to `path` through a temporary file, flushed to disk, and a rename: readers see
+/// the old file or the new one, never a mixture.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!(
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("")
     ));
-    std::fs::write(&tmp, bytes).map_err(|e| ExperimentError::io(&tmp, e))?;
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    write().map_err(|e| ExperimentError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| ExperimentError::io(path, e))
 }
 
@@ -108,53 +118,46 @@ impl RunDir {
         &self.root
     }
 
-    fn run_paths(&self, strategy: &str, seed: u64) -> (PathBuf, PathBuf) {
-        let dir = self.root.join("runs").join(strategy);
-        (dir.join(format!("seed-{seed}.json")), dir.join(format!("seed-{seed}.model")))
+    fn run_path(&self, strategy: &str, seed: u64) -> PathBuf {
+        self.root.join("runs").join(strategy).join(format!("seed-{seed}.run"))
     }
 
     /// The saved state and learner checkpoint of one run, if it was started before.
-    pub fn load_run(&self, strategy: &str, seed: u64) -> Result<Option<(LoopState, Vec<u8>)>> {
-        let (state_path, model_path) = self.run_paths(strategy, seed);
-        if !state_path.exists() {
-            return Ok(None);
+    pub fn load_run<T: DeserializeOwned>(&self, strategy: &str, seed: u64) -> Result<Option<(T, Vec<u8>)>> {
+        let path = self.run_path(strategy, seed);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ExperimentError::io(&path, e)),
+        };
+        let bad = |why: &str| rundir_err(&path, format!("unreadable run state ({why}); delete it to redo this run"));
+        let mut lines = bytes.splitn(3, |&b| b == b'\n');
+        if lines.next() != Some(RUN_MAGIC.as_bytes()) {
+            return Err(bad("not a quarry run state"));
         }
-        let text = std::fs::read_to_string(&state_path).map_err(|e| ExperimentError::io(&state_path, e))?;
-        let state: LoopState = serde_json::from_str(&text)
-            .map_err(|e| rundir_err(&state_path, format!("unreadable run state ({e}); delete it to redo this run")))?;
-        let model = std::fs::read(&model_path).map_err(|e| ExperimentError::io(&model_path, e))?;
-        Ok(Some((state, model)))
-    }
-
-    /// Save a run after a round: the checkpoint first, then the state that refers to it.
-    pub fn save_run(&self, strategy: &str, seed: u64, state: &LoopState, checkpoint: &[u8]) -> Result<()> {
-        let (state_path, model_path) = self.run_paths(strategy, seed);
-        let dir = state_path.parent().expect("has a parent");
-        std::fs::create_dir_all(dir).map_err(|e| ExperimentError::io(dir, e))?;
-        write_atomic(&model_path, checkpoint)?;
-        write_atomic(&state_path, serde_json::to_string(state).expect("serializes").as_bytes())
-    }
-
-    /// The saved state and learner checkpoint of one stream run, if it was started before.
-    pub fn load_stream_run(&self, policy: &str, seed: u64) -> Result<Option<(StreamState, Vec<u8>)>> {
-        let (state_path, model_path) = self.run_paths(policy, seed);
-        if !state_path.exists() {
-            return Ok(None);
+        let len: usize = lines
+            .next()
+            .and_then(|l| std::str::from_utf8(l).ok())
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| bad("no state length"))?;
+        let rest = lines.next().unwrap_or_default();
+        if rest.len() < len {
+            return Err(bad("truncated"));
         }
-        let text = std::fs::read_to_string(&state_path).map_err(|e| ExperimentError::io(&state_path, e))?;
-        let state: StreamState = serde_json::from_str(&text)
-            .map_err(|e| rundir_err(&state_path, format!("unreadable stream run state ({e}); delete it to redo this run")))?;
-        let model = std::fs::read(&model_path).map_err(|e| ExperimentError::io(&model_path, e))?;
-        Ok(Some((state, model)))
+        let state = serde_json::from_slice(&rest[..len]).map_err(|e| bad(&e.to_string()))?;
+        Ok(Some((state, rest[len..].to_vec())))
     }
 
-    /// Save a stream run: the checkpoint first, then the state that refers to it.
-    pub fn save_stream_run(&self, policy: &str, seed: u64, state: &StreamState, checkpoint: &[u8]) -> Result<()> {
-        let (state_path, model_path) = self.run_paths(policy, seed);
-        let dir = state_path.parent().expect("has a parent");
+    /// Save a run's round: its state and the learner's checkpoint, as one file written atomically.
+    pub fn save_run<T: Serialize>(&self, strategy: &str, seed: u64, state: &T, checkpoint: &[u8]) -> Result<()> {
+        let path = self.run_path(strategy, seed);
+        let dir = path.parent().expect("has a parent");
         std::fs::create_dir_all(dir).map_err(|e| ExperimentError::io(dir, e))?;
-        write_atomic(&model_path, checkpoint)?;
-        write_atomic(&state_path, serde_json::to_string(state).expect("serializes").as_bytes())
+        let json = serde_json::to_vec(state).expect("serializes");
+        let mut bytes = format!("{RUN_MAGIC}\n{}\n", json.len()).into_bytes();
+        bytes.extend_from_slice(&json);
+        bytes.extend_from_slice(checkpoint);
+        write_atomic(&path, &bytes)
     }
 
     pub fn load_full_pool(&self, seed: u64) -> Result<Option<FullPoolResult>> {

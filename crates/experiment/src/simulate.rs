@@ -1,18 +1,21 @@
-//! A whole simulation: every strategy × every seed, each run in its own [`ActiveLoop`] with a
+//! A whole simulation: every strategy × every seed, each run a [`Session`] driven with a
 //! ground-truth oracle (a stream policy's run in [`crate::stream::StreamRun`]), resumable from its
 //! run directory, then the reports.
 
-use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, StepOutcome, initial_set, initial_set_kmeanspp};
-use crate::config::{ColdStart, CommitteeSpec, ExperimentConfig, Scaling, TestSpec};
+use crate::evaluate::{EvalSchedule, Evaluator};
+use crate::initial::{initial_set, initial_set_kmeanspp};
+use crate::config::{ColdStart, CommitteeSpec, ExperimentConfig, FileFingerprint, Scaling, TestSpec, check_fingerprint};
 use crate::images::{AugmentedPatches, Featurizer, ImageSet, PatchCache, load_image_folder};
 use crate::metrics;
+use crate::patch_scores::PatchScores;
 use crate::report::{self, RunResult};
 use crate::rundir::{FullPoolResult, RunDir};
-use crate::stopping::parse_rules;
+use crate::stopping::run_rules;
 use crate::stream::{StreamRun, StreamStats};
 use crate::{ExperimentError, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use quarry_core::{Dataset, GroundTruthOracle, Learner, SampleId, StopReason, Strategy};
+use quarry_core::{Dataset, GroundTruthOracle, Learner, Oracle, RoundRecord, SampleId, Session, SessionSettings, SessionState, Strategy};
+use serde::{Deserialize, Serialize};
 use quarry_models::nn::OptimizerKind;
 use quarry_strategies::stream::policy_name;
 use quarry_models::{Committee, EfficientNetLearner, EfficientNetLite0, EfficientNetTrainer, FineTuneParams, LogisticRegressionLearner, LogisticRegressionParams, NetParams};
@@ -33,6 +36,8 @@ pub struct LoadedData {
     pub images: Option<(Arc<ImageSet>, Arc<Featurizer>, Arc<PatchCache>)>,
     /// Files that could not be read (reported, left out).
     pub skipped: Vec<quarry_data::Skipped>,
+    /// The content of every input file read (or image folder), part of the run's identity.
+    pub fingerprint: Vec<FileFingerprint>,
 }
 
 /// One seed's pool and test set, scaled.
@@ -85,7 +90,27 @@ pub fn load_data(config: &ExperimentConfig) -> Result<LoadedData> {
         },
         s => s,
     };
-    Ok(LoadedData { data, test, scaling, images: None, skipped: Vec::new() })
+    Ok(LoadedData { data, test, scaling, images: None, skipped: Vec::new(), fingerprint: input_fingerprint(config)? })
+}
+
+/// The content fingerprint of each file the data was read from: `--data`, its IDX labels file
+/// (given or found by its standard name), and `--test` with its labels file.
+fn input_fingerprint(config: &ExperimentConfig) -> Result<Vec<FileFingerprint>> {
+    let idx_labels = |path: &Path, given: &Option<std::path::PathBuf>| -> Result<Option<std::path::PathBuf>> {
+        Ok(match (given, quarry_data::detect_format(path)?) {
+            (Some(l), _) => Some(l.clone()),
+            (None, quarry_data::DataFormat::Idx) => quarry_data::idx_labels_path(path),
+            (None, quarry_data::DataFormat::Csv) => None,
+        })
+    };
+    let spec = &config.data;
+    let mut files = vec![("--data", spec.path.clone())];
+    files.extend(idx_labels(&spec.path, &spec.labels)?.map(|l| ("--labels", l)));
+    if let TestSpec::File { path, labels } = &config.test {
+        files.push(("--test", path.clone()));
+        files.extend(idx_labels(path, labels)?.map(|l| ("--test-labels", l)));
+    }
+    files.into_iter().map(|(flag, path)| FileFingerprint::of(flag, &path)).collect()
 }
 
 /// An image folder: decoded (unreadable files reported on stderr by name and skipped) and embedded
@@ -113,7 +138,8 @@ fn load_images(config: &ExperimentConfig) -> Result<LoadedData> {
     for s in &skipped {
         eprintln!("warning: {s}");
     }
-    Ok(LoadedData { data, test: None, scaling: Scaling::None, images: Some((Arc::new(images), featurizer, Arc::default())), skipped })
+    let fingerprint = vec![FileFingerprint::of("--data", &spec.path)?];
+    Ok(LoadedData { data, test: None, scaling: Scaling::None, images: Some((Arc::new(images), featurizer, Arc::default())), skipped, fingerprint })
 }
 
 /// Relabel to two classes: `positive` → 1 ("x"), everything else → 0 ("not-x").
@@ -276,7 +302,10 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
         }
     }
     // Opened only once the settings are known to work, so a refused run leaves no directory behind.
-    let dir = RunDir::open(out, &config.identity())?;
+    // A data file changed in place since the directory was made is refused by name (its saved
+    // runs were made from the old content); other differing settings are RunDir::open's to report.
+    check_fingerprint(out, &loaded.fingerprint)?;
+    let dir = RunDir::open(out, &config.identity().with_fingerprint(loaded.fingerprint.clone()))?;
     let strategies: Vec<String> = config
         .strategies
         .iter()
@@ -360,11 +389,9 @@ fn full_pool_accuracy(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, see
     Ok(r)
 }
 
-/// The loop settings of one run of `config` (pool-based or stream).
-pub(crate) fn loop_settings(config: &ExperimentConfig, seed: u64) -> LoopSettings {
-    LoopSettings {
-        batch: config.batch,
-        budget: config.budget,
+/// The session settings of one run of `config` (pool-based or stream).
+pub(crate) fn session_settings(config: &ExperimentConfig, seed: u64) -> SessionSettings {
+    SessionSettings {
         candidates: config.candidates,
         mc_draws: config.options.mc_draws,
         online: config.net.online,
@@ -382,6 +409,16 @@ pub(crate) fn initial_labels(config: &ExperimentConfig, pool: &Dataset, seed: u6
     }
 }
 
+/// What a pool-based run saves after each scored round (with the learner's checkpoint).
+#[derive(Serialize, Deserialize)]
+struct SavedRun<S = SessionState, H = Vec<RoundRecord>> {
+    session: S,
+    history: H,
+}
+
+/// One pool-based run: a session over the seed's pool with a ground-truth oracle, scored on the
+/// test set by an [`Evaluator`] after every round the schedule wants (and round 0, the last
+/// round, and every round a stopping rule measures), saved after each scored round.
 fn run_one(
     dir: &RunDir,
     config: &ExperimentConfig,
@@ -393,60 +430,70 @@ fn run_one(
 ) -> Result<RunResult> {
     let wrap = |source: quarry_core::Error| ExperimentError::Run { strategy: name.to_string(), seed, source };
     let strategy = quarry_strategies::by_name_with(name, &config.options).expect("validated");
-    let settings = loop_settings(config, seed);
-    let schedule = EvalSchedule { at: config.eval_at.clone(), every: config.eval_every };
-    let positive = config.positive_class.is_some();
-
-    let patches = loaded.images.as_ref().map(|(images, featurizer, cache)| AugmentedPatches {
-        featurizer: featurizer.clone(),
-        images: images.clone(),
-        cache: cache.clone(),
-        origin: p.origin.clone(),
-        patches: config.image.patches,
-        min_scale: config.image.patch_scale,
-        resolution: config.image.resolution,
+    let mut learner = learner_for(config, p, strategy.as_ref(), seed)?;
+    let saved = dir.load_run::<SavedRun>(name, seed)?;
+    if let Some((_, checkpoint)) = &saved {
+        learner.restore(checkpoint).map_err(wrap)?;
+    }
+    let patches = loaded.images.as_ref().map(|(images, featurizer, cache)| PatchScores {
+        patches: AugmentedPatches {
+            featurizer: featurizer.clone(),
+            images: images.clone(),
+            cache: cache.clone(),
+            origin: p.origin.clone(),
+            patches: config.image.patches,
+            min_scale: config.image.patch_scale,
+            resolution: config.image.resolution,
+        },
+        seed: patch_seed(seed),
     });
-    let oracle = Box::new(GroundTruthOracle::new(&p.pool.labels));
-    let mut lp = match dir.load_run(name, seed)? {
-        Some((state, checkpoint)) => {
-            if state.pool.len() != p.pool.len() {
-                return Err(ExperimentError::RunDir {
-                    path: dir.root().join("runs").join(name),
-                    reason: format!("seed {seed} was saved with a pool of {} samples, this data has {}", state.pool.len(), p.pool.len()),
-                });
-            }
-            let mut l = learner_for(config, p, strategy.as_ref(), seed)?;
-            l.restore(&checkpoint).map_err(wrap)?;
-            bar.inc(state.rounds.max(state.history.len() as u32) as u64);
-            ActiveLoop::resume(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, parse_rules(&config.stop)?, state)
-        }
-        None => {
-            let initial = initial_labels(config, &p.pool, seed).map_err(wrap)?;
-            let l = learner_for(config, p, strategy.as_ref(), seed)?;
-            ActiveLoop::new(&p.pool, &p.test, l, strategy.as_ref(), oracle, settings, parse_rules(&config.stop)?, &initial)
-                .map_err(wrap)?
-        }
-    };
-    lp = lp.with_eval_schedule(schedule);
+    let mut session = Session::new(&p.pool.features, p.pool.n_classes(), learner, strategy, session_settings(config, seed))
+        .with_rules(run_rules(config.budget, &config.stop)?);
     if let Some(patches) = &patches {
-        lp = lp.with_patches(patches);
+        session = session.with_provider(patches);
         if config.image.train_patches {
-            lp = lp.with_training_patches();
+            session = session.with_augment(patches);
         }
     }
-    if positive {
-        lp = lp.with_positive_class();
+    let mut history = Vec::new();
+    if let Some((run, _)) = saved {
+        session = session.resume(run.session).map_err(|e| ExperimentError::RunDir {
+            path: dir.root().join("runs").join(name),
+            reason: format!("seed {seed} was saved with another pool than this data's: {e}"),
+        })?;
+        history = run.history;
+        bar.inc(session.rounds() as u64);
     }
-    // The state is saved at every scored round (a resumed run continues from the last one).
-    let stop: StopReason = loop {
-        match lp.step().map_err(wrap)? {
-            StepOutcome::Round(_) => {
-                dir.save_run(name, seed, lp.state(), &lp.learner().checkpoint().map_err(wrap)?)?;
-                bar.inc(1);
-            }
-            StepOutcome::Trained { .. } => bar.inc(1),
-            StepOutcome::Stopped(reason) => break reason,
+    let schedule = EvalSchedule { at: config.eval_at.clone(), every: config.eval_every };
+    let evaluator = Evaluator { test: &p.test, positive_class: config.positive_class.is_some() };
+    let mut oracle = GroundTruthOracle::new(&p.pool.labels);
+    bar.set_message(format!("{name} seed {seed}"));
+    let stop = loop {
+        let t0 = Instant::now();
+        let ids = if session.rounds() == 0 {
+            initial_labels(config, &p.pool, seed).map_err(wrap)?
+        } else if let Some(reason) = session.should_stop() {
+            break reason;
+        } else {
+            let k = config.batch.min(config.budget - session.pool().n_labeled());
+            session.query(k).map_err(wrap)?.ids()
+        };
+        let answers = oracle.answer(&ids).map_err(wrap)?;
+        let stats = session.teach(&answers).map_err(wrap)?.clone();
+        let last = stats.labels >= config.budget || session.pool().n_unlabeled() == 0;
+        if stats.round == 0 || last || schedule.wants(stats.labels) || session.stop_needs().any() {
+            let mut record = evaluator.record(session.learner(), &stats).map_err(wrap)?;
+            record.seconds = t0.elapsed().as_secs_f64();
+            history.push(record);
+            let state = SavedRun { session: session.state(), history: &history };
+            dir.save_run(name, seed, &state, &session.learner().checkpoint().map_err(wrap)?)?;
         }
+        bar.inc(1);
     };
-    Ok(RunResult { strategy: name.to_string(), seed, history: lp.history().to_vec(), stop })
+    Ok(RunResult { strategy: name.to_string(), seed, history, stop, queried: report::queried(session.pool()) })
+}
+
+/// The seed of every image's augmented patches in a run of `seed`.
+pub(crate) fn patch_seed(seed: u64) -> u64 {
+    seed ^ (quarry_core::session::streams::PATCHES << 32)
 }

@@ -1,31 +1,10 @@
-//! Stopping rules: when more labels no longer pay. Each reads the run's history; the loop
+//! Stopping rules: when more labels no longer pay. Each reads the session's history; the session
 //! measures what the rules in force need (see [`StopNeeds`]) and the summary reports the rule
 //! that fired.
 
 use crate::{ExperimentError, Result};
-use quarry_core::{RoundRecord, StopNeeds, StopReason, StoppingRule};
-
-/// Stop when the budget is spent or nothing is left to query. Always in force.
-#[derive(Debug, Clone, Copy)]
-pub struct BudgetRule {
-    pub budget: usize,
-}
-
-impl StoppingRule for BudgetRule {
-    fn name(&self) -> &str {
-        "budget"
-    }
-    fn check(&self, history: &[RoundRecord], unlabeled: usize) -> Option<StopReason> {
-        let labels = history.last().map_or(0, |r| r.labels);
-        if labels >= self.budget {
-            Some(StopReason { rule: "budget".into(), detail: format!("{labels} labels used of a budget of {}", self.budget) })
-        } else if unlabeled == 0 {
-            Some(StopReason { rule: "pool-exhausted".into(), detail: format!("every pool sample is labeled ({labels})") })
-        } else {
-            None
-        }
-    }
-}
+pub use quarry_core::{BudgetRule, RestUnlabelable};
+use quarry_core::{StopNeeds, StopReason, StopView, StoppingRule};
 
 /// Stabilizing predictions (Bloodgood & Vijay-Shanker, CoNLL 2009): stop once Cohen's κ between
 /// successive models' predictions on a fixed, unlabeled stop set has stayed ≥ `kappa` for the
@@ -43,8 +22,8 @@ impl StoppingRule for StabilizingPredictions {
     fn needs(&self) -> StopNeeds {
         StopNeeds { stop_set: true, ..Default::default() }
     }
-    fn check(&self, history: &[RoundRecord], _: usize) -> Option<StopReason> {
-        let last: Vec<f64> = history.iter().rev().map_while(|r| r.stop_set_kappa).take(self.window).collect();
+    fn check(&self, v: &StopView<'_>) -> Option<StopReason> {
+        let last: Vec<f64> = v.history.iter().rev().map_while(|r| r.stop_set_kappa).take(self.window).collect();
         if last.len() < self.window {
             return None;
         }
@@ -70,8 +49,8 @@ impl StoppingRule for MaxUncertainty {
     fn needs(&self) -> StopNeeds {
         StopNeeds { uncertainty: true, ..Default::default() }
     }
-    fn check(&self, history: &[RoundRecord], _: usize) -> Option<StopReason> {
-        let u = history.last()?.max_uncertainty?;
+    fn check(&self, v: &StopView<'_>) -> Option<StopReason> {
+        let u = v.history.last()?.max_uncertainty?;
         (u < self.threshold).then(|| StopReason {
             rule: self.name().into(),
             detail: format!("max uncertainty {u:.4} < {}", self.threshold),
@@ -93,8 +72,8 @@ impl StoppingRule for OverallUncertainty {
     fn needs(&self) -> StopNeeds {
         StopNeeds { uncertainty: true, ..Default::default() }
     }
-    fn check(&self, history: &[RoundRecord], _: usize) -> Option<StopReason> {
-        let u = history.last()?.mean_uncertainty?;
+    fn check(&self, v: &StopView<'_>) -> Option<StopReason> {
+        let u = v.history.last()?.mean_uncertainty?;
         (u < self.threshold).then(|| StopReason {
             rule: self.name().into(),
             detail: format!("mean uncertainty {u:.4} < {}", self.threshold),
@@ -114,13 +93,21 @@ impl StoppingRule for BatchAccuracy {
     fn name(&self) -> &str {
         "batch-accuracy"
     }
-    fn check(&self, history: &[RoundRecord], _: usize) -> Option<StopReason> {
-        let a = history.last()?.batch_accuracy?;
+    fn check(&self, v: &StopView<'_>) -> Option<StopReason> {
+        let a = v.history.last()?.batch_accuracy?;
         (a >= self.threshold).then(|| StopReason {
             rule: self.name().into(),
             detail: format!("the model already classified {:.1} % of the newly queried batch right (≥ {})", 100.0 * a, self.threshold),
         })
     }
+}
+
+/// Every rule of a run, in the order they are asked: the rest cannot be labeled (AIFT's third
+/// stop), the budget (or an exhausted pool), then the `--stop` rules.
+pub fn run_rules(budget: usize, stop: &str) -> Result<Vec<Box<dyn StoppingRule>>> {
+    let mut rules: Vec<Box<dyn StoppingRule>> = vec![Box::new(RestUnlabelable), Box::new(BudgetRule { budget })];
+    rules.extend(parse_rules(stop)?);
+    Ok(rules)
 }
 
 /// Parse `--stop`: comma-separated `name[:value]`, e.g.
@@ -166,40 +153,34 @@ pub fn parse_rules(spec: &str) -> Result<Vec<Box<dyn StoppingRule>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quarry_core::RoundStats;
 
-    fn rec(labels: usize) -> RoundRecord {
-        RoundRecord::new(0, labels, 0.5, 1.0, 0.0)
+    fn rec(labels: usize) -> RoundStats {
+        RoundStats { labels, ..Default::default() }
     }
-
-    #[test]
-    fn budget_fires_at_the_budget_and_on_an_empty_pool() {
-        let r = BudgetRule { budget: 30 };
-        assert!(r.check(&[rec(20)], 5).is_none());
-        assert_eq!(r.check(&[rec(30)], 5).unwrap().rule, "budget");
-        assert_eq!(r.check(&[rec(20)], 0).unwrap().rule, "pool-exhausted");
+    fn check(rule: &dyn StoppingRule, history: &[RoundStats]) -> Option<StopReason> {
+        rule.check(&StopView { history, labeled: history.last().map_or(0, |r| r.labels), unlabeled: 9, cannot_label: 0 })
     }
 
     #[test]
     fn stabilizing_predictions_needs_a_full_window_above_kappa() {
         let r = StabilizingPredictions { kappa: 0.99, window: 3 };
-        let with = |ks: &[f64]| -> Vec<RoundRecord> {
-            std::iter::once(rec(10))
-                .chain(ks.iter().map(|&k| RoundRecord { stop_set_kappa: Some(k), ..rec(20) }))
-                .collect()
+        let with = |ks: &[f64]| -> Vec<RoundStats> {
+            std::iter::once(rec(10)).chain(ks.iter().map(|&k| RoundStats { stop_set_kappa: Some(k), ..rec(20) })).collect()
         };
-        assert!(r.check(&with(&[1.0, 1.0]), 9).is_none(), "window not full");
-        assert!(r.check(&with(&[0.5, 1.0, 0.995, 0.99]), 9).is_some());
-        assert!(r.check(&with(&[1.0, 1.0, 0.9]), 9).is_none(), "mean 0.9667 < 0.99");
+        assert!(check(&r, &with(&[1.0, 1.0])).is_none(), "window not full");
+        assert!(check(&r, &with(&[0.5, 1.0, 0.995, 0.99])).is_some());
+        assert!(check(&r, &with(&[1.0, 1.0, 0.9])).is_none(), "mean 0.9667 < 0.99");
     }
 
     #[test]
     fn uncertainty_and_batch_accuracy_rules_compare_with_their_thresholds() {
-        let h = [RoundRecord { max_uncertainty: Some(0.04), mean_uncertainty: Some(0.2), batch_accuracy: Some(0.9), ..rec(50) }];
-        assert!(MaxUncertainty { threshold: 0.05 }.check(&h, 9).is_some());
-        assert!(OverallUncertainty { threshold: 0.1 }.check(&h, 9).is_none());
-        assert!(BatchAccuracy { threshold: 1.0 }.check(&h, 9).is_none());
-        assert!(BatchAccuracy { threshold: 0.9 }.check(&h, 9).is_some());
-        assert!(MaxUncertainty { threshold: 0.05 }.check(&[rec(10)], 9).is_none(), "unmeasured never fires");
+        let h = [RoundStats { max_uncertainty: Some(0.04), mean_uncertainty: Some(0.2), batch_accuracy: Some(0.9), ..rec(50) }];
+        assert!(check(&MaxUncertainty { threshold: 0.05 }, &h).is_some());
+        assert!(check(&OverallUncertainty { threshold: 0.1 }, &h).is_none());
+        assert!(check(&BatchAccuracy { threshold: 1.0 }, &h).is_none());
+        assert!(check(&BatchAccuracy { threshold: 0.9 }, &h).is_some());
+        assert!(check(&MaxUncertainty { threshold: 0.05 }, &[rec(10)]).is_none(), "unmeasured never fires");
     }
 
     #[test]
@@ -210,5 +191,7 @@ mod tests {
         for bad in ["nope", "max-uncertainty:x", "batch-accuracy:2"] {
             assert!(parse_rules(bad).err().unwrap().to_string().starts_with("--stop"), "{bad}");
         }
+        let all: Vec<String> = run_rules(50, "max-uncertainty").unwrap().iter().map(|r| r.name().to_string()).collect();
+        assert_eq!(all, ["rest-unlabelable", "budget", "max-uncertainty"]);
     }
 }

@@ -6,11 +6,12 @@
 //! and fit first (round 0). The rest of the pool is shuffled into a seeded stream; samples arrive
 //! one at a time, the current model's normalized least confidence for each goes to the policy,
 //! which queries it or lets it pass for good. After every `--batch` queried labels (or fewer, when
-//! the budget or the stream ends) the learner is updated and scored by the pool loop itself: the
-//! queried ids go to an [`ActiveLoop`] through a strategy that returns exactly them
-//! ([`Queued`]), so refit or `--train online` (with `--replay`), the evaluation schedule, the
-//! stopping rules and the round records are the pool loop's own. The stream run stops at the
-//! budget, at a `--stop` rule, or at the end of the stream (rule `stream-end`).
+//! the budget or the stream ends) the queried arrivals are answered and taught to the run's
+//! [`Session`] — the same session a pool run drives, so refit or `--train online` (with
+//! `--replay`), the stopping rules and the round measurements are the same — and the model is
+//! scored when the evaluation schedule wants it and after the stream's last update. The stream
+//! run stops at the budget, at a `--stop` rule (checked before each walk, so nothing is walked
+//! that is not asked), or at the end of the stream (rule `stream-end`).
 //!
 //! Arrivals are predicted in blocks of [`BLOCK`] with the current model and the block is dropped
 //! whenever the model changes, which decides exactly as predicting one at a time would.
@@ -22,58 +23,28 @@
 //! a stream run cannot be extended the way a pool run can. `--warmup` does not apply to stream
 //! runs (an arrival cannot be queried later).
 
-use crate::active_loop::{ActiveLoop, EvalSchedule, LoopSettings, LoopState, StepOutcome};
 use crate::config::ExperimentConfig;
+use crate::evaluate::{EvalSchedule, Evaluator};
 use crate::report::RunResult;
 use crate::rundir::RunDir;
-use crate::simulate::{base_learner, initial_labels, loop_settings};
-use crate::stopping::parse_rules;
+use crate::simulate::{base_learner, initial_labels, session_settings};
+use crate::stopping::run_rules;
 use crate::{ExperimentError, Result};
 use indicatif::ProgressBar;
 use quarry_core::{
-    Dataset, GroundTruthOracle, Needs, Pick, Probabilities, QuarryRng, Query, QueryContext, RoundRecord, SampleId, StopReason,
-    Strategy, seeded_rng,
+    Dataset, GroundTruthOracle, Oracle, Probabilities, RoundRecord, SampleId, Session, SessionSettings, SessionState, StopReason,
+    seeded_rng,
 };
+use quarry_strategies::RandomSampling;
 use quarry_strategies::stream::{Arrival, PolicyState, StreamBudget, StreamPolicy, build_policy, policy_name};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// Arrivals predicted at once by the current model.
 pub const BLOCK: usize = 256;
-/// Random stream of the stream order (after those of [`crate::active_loop::streams`]).
+/// Random stream of the stream order (after those of [`quarry_core::session::streams`]).
 pub const ORDER_STREAM: u64 = 8;
-
-/// A [`Strategy`] that returns the ids queued for it: how the stream runner hands the arrivals its
-/// policy queried to the pool loop.
-pub struct Queued {
-    name: &'static str,
-    picks: Mutex<Vec<SampleId>>,
-}
-
-impl Queued {
-    pub fn new(name: &'static str) -> Self {
-        Queued { name, picks: Mutex::new(Vec::new()) }
-    }
-    pub fn queue(&self, ids: Vec<SampleId>) {
-        *self.picks.lock().expect("not poisoned") = ids;
-    }
-}
-
-impl Strategy for Queued {
-    fn name(&self) -> &str {
-        self.name
-    }
-    fn needs(&self) -> Needs {
-        Needs::NOTHING
-    }
-    fn select(&self, _: &QueryContext<'_>, k: usize, _: &mut QuarryRng) -> quarry_core::Result<Query> {
-        let mut ids = std::mem::take(&mut *self.picks.lock().expect("not poisoned"));
-        ids.truncate(k);
-        Ok(Query { picks: ids.into_iter().map(|id| Pick { id, score: 1.0 }).collect() })
-    }
-}
 
 /// The saved form of a stream run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,7 +59,7 @@ pub struct StreamState {
     pub queried_at: Vec<usize>,
     /// Scored rounds; `seconds` includes deciding on the batch's arrivals.
     pub history: Vec<RoundRecord>,
-    pub loop_state: LoopState,
+    pub session: SessionState,
     /// Set once the run is over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<StopReason>,
@@ -178,33 +149,36 @@ impl StreamRun<'_> {
         let initial = initial_labels(config, self.pool, seed).map_err(wrap)?;
         let order = stream_order(self.pool.len(), &initial, seed);
         let stream_budget = StreamBudget { labels: config.budget.saturating_sub(initial.len()), arrivals: order.len() };
-        // A stream has no random warm start: the policy decides from the first arrival.
-        let settings = LoopSettings { warmup: 0, ..loop_settings(config, seed) };
-        let learner = || base_learner(config, self.pool.dim(), self.pool.n_classes(), seed);
-        let queued = Queued::new(name);
-        let oracle = Box::new(GroundTruthOracle::new(&self.pool.labels));
         let saved = match dir {
-            Some(d) => d.load_stream_run(name, seed)?,
+            Some(d) => d.load_run::<StreamState>(name, seed)?,
             None => None,
         };
-        let saved = saved.filter(|(s, _)| s.budget == config.budget && s.loop_state.pool.len() == self.pool.len() && s.stream_budget == stream_budget);
-        let (mut lp, mut st, mut policy) = match saved {
-            Some((state, _)) if state.finished.is_some() => {
-                bar.inc(state.loop_state.rounds as u64);
-                let stats = StreamStats::of(name, seed, &state);
-                let stop = state.finished.clone().expect("finished");
-                return Ok((RunResult { strategy: name.to_string(), seed, history: state.history, stop }, stats));
-            }
-            Some((state, checkpoint)) => {
-                let mut l = learner()?;
-                l.restore(&checkpoint).map_err(wrap)?;
-                bar.inc(state.loop_state.rounds as u64);
-                let lp = ActiveLoop::resume(self.pool, self.test, l, &queued, oracle, settings, parse_rules(&config.stop)?, state.loop_state.clone());
+        let saved = saved.filter(|(s, _)| s.budget == config.budget && s.session.pool.len() == self.pool.len() && s.stream_budget == stream_budget);
+        if let Some((state, _)) = &saved
+            && let Some(stop) = &state.finished
+        {
+            bar.inc(state.session.rounds as u64);
+            let stats = StreamStats::of(name, seed, state);
+            let queried = crate::report::queried(&state.session.pool);
+            return Ok((RunResult { strategy: name.to_string(), seed, history: state.history.clone(), stop: stop.clone(), queried }, stats));
+        }
+        let mut learner = base_learner(config, self.pool.dim(), self.pool.n_classes(), seed)?;
+        if let Some((_, checkpoint)) = &saved {
+            learner.restore(checkpoint).map_err(wrap)?;
+        }
+        // A stream has no random warm start (the policy decides from the first arrival), and the
+        // session's strategy is never asked: the policy chooses.
+        let settings = SessionSettings { warmup: 0, ..session_settings(config, seed) };
+        let mut session = Session::new(&self.pool.features, self.pool.n_classes(), learner, Box::new(RandomSampling), settings)
+            .with_rules(run_rules(config.budget, &config.stop)?);
+        let (mut st, mut policy) = match saved {
+            Some((state, _)) => {
+                bar.inc(state.session.rounds as u64);
+                session = session.resume(state.session.clone()).map_err(wrap)?;
                 let policy = state.policy.clone().restore();
-                (lp, state, policy)
+                (state, policy)
             }
             None => {
-                let lp = ActiveLoop::new(self.pool, self.test, learner()?, &queued, oracle, settings, parse_rules(&config.stop)?, &initial).map_err(wrap)?;
                 let policy = build_policy(name, &config.stream, stream_budget, seed).map_err(wrap)?;
                 let st = StreamState {
                     budget: config.budget,
@@ -213,59 +187,32 @@ impl StreamRun<'_> {
                     policy: policy.save(),
                     queried_at: Vec::new(),
                     history: Vec::new(),
-                    loop_state: lp.state().clone(),
+                    session: session.state().clone(),
                     finished: None,
                 };
-                (lp, st, policy)
+                (st, policy)
             }
         };
-        let mut schedule = EvalSchedule { at: config.eval_at.clone(), every: config.eval_every };
-        let every_round = schedule.at.is_empty() && schedule.every.is_none();
-        lp = lp.with_eval_schedule(schedule.clone());
-        if config.positive_class.is_some() {
-            lp = lp.with_positive_class();
-        }
-        let save = |st: &mut StreamState, lp: &ActiveLoop, policy: &dyn StreamPolicy| -> Result<()> {
-            st.loop_state = lp.state().clone();
+        let schedule = EvalSchedule { at: config.eval_at.clone(), every: config.eval_every };
+        let evaluator = Evaluator { test: self.test, positive_class: config.positive_class.is_some() };
+        let mut oracle = GroundTruthOracle::new(&self.pool.labels);
+        let save = |st: &mut StreamState, session: &Session, policy: &dyn StreamPolicy| -> Result<()> {
+            st.session = session.state().clone();
             st.policy = policy.save();
             match dir {
-                Some(d) => d.save_stream_run(name, seed, st, &lp.learner().checkpoint().map_err(wrap)?),
+                Some(d) => d.save_run(name, seed, st, &session.learner().checkpoint().map_err(wrap)?),
                 None => Ok(()),
             }
         };
         let mut walk_seconds = 0.0;
-        if lp.state().rounds == 0 {
-            // Round 0: the initial set.
-            if let StepOutcome::Round(r) = lp.step().map_err(wrap)? {
-                st.history.push(r);
-                save(&mut st, &lp, policy.as_ref())?;
-            }
-            bar.inc(1);
-        }
         let stop = loop {
             let t0 = Instant::now();
-            let labeled = lp.state().pool.n_labeled();
-            let want = config.batch.min(config.budget.saturating_sub(labeled));
-            let (start, queried_before, policy_before) = (st.position, st.queried_at.len(), policy.save());
-            let mut picks = Vec::new();
-            let mut block: Option<Block> = None;
-            while picks.len() < want && st.position < order.len() {
-                let t = st.position;
-                if block.as_ref().is_none_or(|b| t >= b.start + b.probs.len()) {
-                    let ids: Vec<usize> = order[t..(t + self.testing.block.unwrap_or(BLOCK)).min(order.len())].iter().map(|id| id.index()).collect();
-                    let probs = lp.learner().predict_proba(&self.pool.features.select_rows(&ids)).map_err(wrap)?;
-                    block = Some(Block { start: t, probs });
-                }
-                let b = block.as_ref().expect("predicted");
-                if policy.decide(&Arrival::from_probabilities(b.probs.row(t - b.start))) {
-                    picks.push(order[t]);
-                    st.queried_at.push(t);
-                }
-                st.position += 1;
-            }
-            walk_seconds += t0.elapsed().as_secs_f64();
-            if want > 0 && picks.is_empty() {
-                break StopReason {
+            let picks = if session.rounds() == 0 {
+                initial.clone()
+            } else {
+                let labeled = session.pool().n_labeled();
+                let want = config.batch.min(config.budget.saturating_sub(labeled));
+                let stream_end = |st: &StreamState| StopReason {
                     rule: "stream-end".into(),
                     detail: format!(
                         "all {} arrivals seen; {} of the stream's {} labels spent ({} labels in all)",
@@ -275,38 +222,53 @@ impl StreamRun<'_> {
                         labeled
                     ),
                 };
-            }
-            if st.position == order.len() && !every_round {
-                // The stream's last update: score it whatever the schedule.
-                schedule.at.push(labeled + picks.len());
-                lp = lp.with_eval_schedule(schedule.clone());
-            }
-            queued.queue(picks);
-            match lp.step().map_err(wrap)? {
-                StepOutcome::Round(mut r) => {
-                    r.seconds += walk_seconds;
-                    walk_seconds = 0.0;
-                    st.history.push(r);
-                    save(&mut st, &lp, policy.as_ref())?;
-                    bar.inc(1);
-                    if self.testing.interrupt_after.is_some_and(|n| st.history.len() >= n) {
-                        return Err(ExperimentError::flag("--strategy", format!("{name} interrupted after {} rounds", st.history.len())));
-                    }
+                if want > 0 && st.position == order.len() {
+                    break stream_end(&st);
                 }
-                StepOutcome::Trained { .. } => bar.inc(1),
-                StepOutcome::Stopped(reason) => {
-                    // A rule fired before this batch was labeled: it was never asked for.
-                    st.position = start;
-                    st.queried_at.truncate(queried_before);
-                    policy = policy_before.restore();
+                if let Some(reason) = session.should_stop() {
                     break reason;
                 }
+                let mut picks = Vec::new();
+                let mut block: Option<Block> = None;
+                while picks.len() < want && st.position < order.len() {
+                    let t = st.position;
+                    if block.as_ref().is_none_or(|b| t >= b.start + b.probs.len()) {
+                        let ids = &order[t..(t + self.testing.block.unwrap_or(BLOCK)).min(order.len())];
+                        block = Some(Block { start: t, probs: session.predict(ids).map_err(wrap)? });
+                    }
+                    let b = block.as_ref().expect("predicted");
+                    if policy.decide(&Arrival::from_probabilities(b.probs.row(t - b.start))) {
+                        picks.push(order[t]);
+                        st.queried_at.push(t);
+                    }
+                    st.position += 1;
+                }
+                if picks.is_empty() {
+                    break stream_end(&st);
+                }
+                picks
+            };
+            walk_seconds += t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let stats = session.teach(&oracle.answer(&picks).map_err(wrap)?).map_err(wrap)?.clone();
+            let last = stats.labels >= config.budget || session.pool().n_unlabeled() == 0 || st.position == order.len();
+            if stats.round == 0 || last || schedule.wants(stats.labels) || session.stop_needs().any() {
+                let mut r = evaluator.record(session.learner(), &stats).map_err(wrap)?;
+                r.seconds = t1.elapsed().as_secs_f64() + walk_seconds;
+                walk_seconds = 0.0;
+                st.history.push(r);
+                save(&mut st, &session, policy.as_ref())?;
+                if self.testing.interrupt_after.is_some_and(|n| st.history.len() >= n) {
+                    return Err(ExperimentError::flag("--strategy", format!("{name} interrupted after {} rounds", st.history.len())));
+                }
             }
+            bar.inc(1);
         };
         st.finished = Some(stop.clone());
-        save(&mut st, &lp, policy.as_ref())?;
+        save(&mut st, &session, policy.as_ref())?;
         let stats = StreamStats::of(name, seed, &st);
-        Ok((RunResult { strategy: name.to_string(), seed, history: st.history, stop }, stats))
+        let queried = crate::report::queried(session.pool());
+        Ok((RunResult { strategy: name.to_string(), seed, history: st.history, stop, queried }, stats))
     }
 }
 
@@ -317,6 +279,7 @@ mod tests {
     use quarry_core::Matrix;
     use quarry_strategies::StrategyOptions;
     use quarry_strategies::stream::StreamOptions;
+    use quarry_core::QuarryRng;
     use rand::{Rng, SeedableRng};
 
     /// Three overlapping Gaussian classes in 4-D.
@@ -405,12 +368,12 @@ mod tests {
             assert!(a.history.last().unwrap().labels <= config.budget);
             assert_eq!(a.history.last().unwrap().labels, config.initial + sa.labels_spent, "{name}: the last update is scored");
             // The labels are the queried arrivals, in stream order: nothing passed was asked for later.
-            let (state, _) = dir.load_stream_run(name, 3).unwrap().unwrap();
-            let order = stream_order(pool.len(), &state.loop_state.pool.labeled()[..config.initial], 3);
+            let (state, _) = dir.load_run::<StreamState>(name, 3).unwrap().unwrap();
+            let order = stream_order(pool.len(), &state.session.pool.labeled()[..config.initial], 3);
             assert!(state.queried_at.windows(2).all(|w| w[0] < w[1]));
             assert!(state.queried_at.iter().all(|&t| t < state.position));
             let asked: Vec<SampleId> = state.queried_at.iter().map(|&t| order[t]).collect();
-            assert_eq!(&state.loop_state.pool.labeled()[config.initial..], &asked[..], "{name}");
+            assert_eq!(&state.session.pool.labeled()[config.initial..], &asked[..], "{name}");
             assert_eq!(sa.quarters.iter().sum::<usize>(), sa.labels_spent);
             let _ = std::fs::remove_dir_all(&root);
         }
@@ -462,7 +425,7 @@ mod tests {
         let bar = ProgressBar::hidden();
         let base = StreamRun { config: &config, pool: &pool, test: &test, name: "stream-variable-uncertainty", seed: 2, testing: Testing { interrupt_after: Some(3), block: None } };
         assert!(base.run(Some(&dir), &bar).is_err());
-        let (state, _) = dir.load_stream_run("stream-variable-uncertainty", 2).unwrap().unwrap();
+        let (state, _) = dir.load_run::<StreamState>("stream-variable-uncertainty", 2).unwrap().unwrap();
         assert!(state.finished.is_none() && state.history.len() == 3);
         let resumed = StreamRun { testing: Testing::default(), ..base };
         let (a, sa) = resumed.run(Some(&dir), &bar).unwrap();

@@ -564,6 +564,7 @@ pub fn write_reports(config: &SynthesisConfig, outcome: &SynthesisOutcome, out: 
             seed: r.seed,
             history: r.history.clone(),
             stop: StopReason { rule: "budget".into(), detail: format!("{} labels", config.budget) },
+            queried: Vec::new(), // synthesized points are not pool samples: queries.csv is written below
         })
         .collect();
     write_atomic(&out.join("curves.csv"), curves_csv(&as_results, config.budget).as_bytes())?;

@@ -1,5 +1,4 @@
-use quarry_core::{Needs, Pick, QuarryRng, Query, QueryContext, Result, Strategy};
-use rand::seq::index::sample;
+use quarry_core::{Needs, QuarryRng, Query, QueryContext, Result, Strategy};
 
 /// Uniform random sampling: the baseline every other strategy is measured against.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,9 +23,7 @@ impl Strategy for RandomSampling {
         Needs::NOTHING
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
-        let n = ctx.candidates.len();
-        let picks = sample(rng, n, k.min(n)).into_iter().map(|i| Pick { id: ctx.candidates[i], score: 0.0 }).collect();
-        Ok(Query { picks })
+        quarry_core::strategy::random_batch(ctx, k, rng)
     }
 }
 
