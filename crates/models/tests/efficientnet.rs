@@ -1,102 +1,25 @@
-//! EfficientNet-Lite0: loading errors (on synthetic checkpoints, always run), and agreement with the
-//! PyTorch reference vectors and photos in `shared/models` (skipped with a message when absent).
+//! EfficientNet-Lite0: loading errors and batch independence (on synthetic checkpoints, always run),
+//! and agreement with the PyTorch reference vectors and photos in `../shared/models` (ignored by plain
+//! `cargo test`; `-- --include-ignored` runs them where the shared folder exists).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use quarry_models::efficientnet::{EfficientNetError, EfficientNetLite0, FEATURE_DIM, NUM_CLASSES, STAGES, predict_top_k};
+use quarry_models::efficientnet::{EfficientNetError, EfficientNetLite0, FEATURE_DIM, NUM_CLASSES, predict_top_k};
 use quarry_models::imagenet_input::{self, INPUT_SIZE};
-use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
-const MODELS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models");
-const WEIGHTS: &str = "efficientnet-lite0.safetensors";
-const REFERENCE: &str = "efficientnet-lite0-reference.safetensors";
+mod common;
+use common::shared;
+use common::synthetic_effnet::{f32_bytes, synthetic_checkpoint};
 
-/// The shared models folder if it holds the checkpoint, else `None` after saying why the test skips.
-fn models_dir(test: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(MODELS_DIR);
-    if dir.join(WEIGHTS).is_file() && dir.join(REFERENCE).is_file() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPING {test}: {WEIGHTS} / {REFERENCE} not found in {MODELS_DIR}");
-        None
-    }
-}
+const WEIGHTS: &str = "models/efficientnet-lite0.safetensors";
+const REFERENCE: &str = "models/efficientnet-lite0-reference.safetensors";
 
 /// A scratch directory unique to this process and test.
 fn temp_dir(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("quarry-effnet-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
-}
-
-/// Every tensor EfficientNet-Lite0's checkpoint holds (but `num_batches_tracked`), with its shape,
-/// written out from the architecture table independently of the loader.
-fn checkpoint_shapes() -> Vec<(String, Vec<usize>)> {
-    let mut t = Vec::new();
-    let bn = |t: &mut Vec<(String, Vec<usize>)>, name: &str, c: usize| {
-        for p in ["weight", "bias", "running_mean", "running_var"] {
-            t.push((format!("{name}.{p}"), vec![c]));
-        }
-    };
-    t.push(("_conv_stem.weight".into(), vec![32, 3, 3, 3]));
-    bn(&mut t, "_bn0", 32);
-    let mut i = 0;
-    for s in &STAGES {
-        for r in 0..s.repeats {
-            let cin = if r == 0 { s.in_channels } else { s.out_channels };
-            let hidden = cin * s.expand;
-            let b = format!("_blocks.{i}");
-            if s.expand != 1 {
-                t.push((format!("{b}._expand_conv.weight"), vec![hidden, cin, 1, 1]));
-                bn(&mut t, &format!("{b}._bn0"), hidden);
-            }
-            t.push((format!("{b}._depthwise_conv.weight"), vec![hidden, 1, s.kernel, s.kernel]));
-            bn(&mut t, &format!("{b}._bn1"), hidden);
-            t.push((format!("{b}._project_conv.weight"), vec![s.out_channels, hidden, 1, 1]));
-            bn(&mut t, &format!("{b}._bn2"), s.out_channels);
-            i += 1;
-        }
-    }
-    t.push(("_conv_head.weight".into(), vec![1280, 320, 1, 1]));
-    bn(&mut t, "_bn1", 1280);
-    t.push(("_fc.weight".into(), vec![1000, 1280]));
-    t.push(("_fc.bias".into(), vec![1000]));
-    t
-}
-
-/// Deterministic small weights: BN as identity-ish (γ = 1, β = 0, μ = 0, σ² = 1), convs ±0.1.
-fn synthetic_tensor(name: &str, shape: &[usize]) -> Vec<f32> {
-    let n: usize = shape.iter().product();
-    let fill = |v: f32| vec![v; n];
-    if name.ends_with("running_var") || (name.contains("_bn") && name.ends_with(".weight")) {
-        fill(1.0)
-    } else if name.ends_with("running_mean") || (name.contains("_bn") && name.ends_with(".bias")) {
-        fill(0.0)
-    } else {
-        (0..n).map(|i| ((i * 7919 + name.len() * 31) % 1000) as f32 / 5000.0 - 0.1).collect()
-    }
-}
-
-/// Serializes `(name, dtype, shape, little-endian bytes)` as a safetensors file.
-fn write_safetensors(path: &Path, tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)]) {
-    let views: Vec<(String, TensorView<'_>)> =
-        tensors.iter().map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).expect("valid view"))).collect();
-    let bytes = safetensors::serialize(views, None::<HashMap<String, String>>).expect("serialize");
-    std::fs::write(path, bytes).expect("write safetensors");
-}
-
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// The synthetic checkpoint, with `edit` applied to its tensor list before writing.
-fn synthetic_checkpoint(path: &Path, edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>)) {
-    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> =
-        checkpoint_shapes().into_iter().map(|(n, s)| (n.clone(), Dtype::F32, s.clone(), f32_bytes(&synthetic_tensor(&n, &s)))).collect();
-    edit(&mut tensors);
-    write_safetensors(path, &tensors);
 }
 
 fn input(n: usize, h: usize, w: usize) -> Vec<f32> {
@@ -185,7 +108,7 @@ fn wrong_dtype_and_garbage_files_are_errors() {
     synthetic_checkpoint(&path, |t| {
         for (n, dtype, _, bytes) in t.iter_mut() {
             if n == "_fc.bias" {
-                *dtype = Dtype::F64;
+                *dtype = "F64";
                 *bytes = vec![0; 1000 * 8];
             }
         }
@@ -219,10 +142,10 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[test]
+#[ignore = "needs ../shared/models"]
 fn matches_pytorch_reference_logits_and_features() {
-    let Some(dir) = models_dir("matches_pytorch_reference_logits_and_features") else { return };
-    let model = EfficientNetLite0::load(&dir.join(WEIGHTS)).expect("load weights");
-    let bytes = std::fs::read(dir.join(REFERENCE)).expect("read reference");
+    let model = EfficientNetLite0::load(&shared(WEIGHTS)).expect("load weights");
+    let bytes = std::fs::read(shared(REFERENCE)).expect("read reference");
     let reference = SafeTensors::deserialize(&bytes).expect("parse reference");
     let (x, shape) = read_tensor(&reference, "input");
     let (want_logits, _) = read_tensor(&reference, "logits");
@@ -239,15 +162,15 @@ fn matches_pytorch_reference_logits_and_features() {
 }
 
 #[test]
+#[ignore = "needs ../shared/models"]
 fn photos_through_imagenet_input_are_cat_and_espresso() {
-    let Some(dir) = models_dir("photos_through_imagenet_input_are_cat_and_espresso") else { return };
-    let model = EfficientNetLite0::load(&dir.join(WEIGHTS)).expect("load weights");
+    let model = EfficientNetLite0::load(&shared(WEIGHTS)).expect("load weights");
     // A truncated copy of a photo in the middle must fail alone.
     let tmp = temp_dir("photos");
     let cut = tmp.join("truncated.png");
-    let png = std::fs::read(dir.join("coffee.png")).expect("read coffee.png");
+    let png = std::fs::read(shared("models/coffee.png")).expect("read coffee.png");
     std::fs::write(&cut, &png[..png.len() / 3]).expect("write truncated");
-    let images = vec![dir.join("chelsea.png"), cut, tmp.join("does-not-exist.jpg"), dir.join("coffee.png")];
+    let images = vec![shared("models/chelsea.png"), cut, tmp.join("does-not-exist.jpg"), shared("models/coffee.png")];
     let results = predict_top_k(&model, &images, 5).expect("predict");
     assert_eq!(results.len(), 4);
     let chelsea = results[0].as_ref().expect("chelsea predicted");
@@ -267,9 +190,9 @@ fn photos_through_imagenet_input_are_cat_and_espresso() {
 }
 
 #[test]
+#[ignore = "needs ../shared/models"]
 fn resize_is_close_to_the_reference_preprocessing() {
-    let Some(dir) = models_dir("resize_is_close_to_the_reference_preprocessing") else { return };
-    let bytes = std::fs::read(dir.join(REFERENCE)).expect("read reference");
+    let bytes = std::fs::read(shared(REFERENCE)).expect("read reference");
     let reference = SafeTensors::deserialize(&bytes).expect("parse reference");
     let (x, _) = read_tensor(&reference, "input");
     let plane = 3 * INPUT_SIZE * INPUT_SIZE;
@@ -278,7 +201,7 @@ fn resize_is_close_to_the_reference_preprocessing() {
     for (name, filter) in [("triangle", FilterType::Triangle), ("catmull-rom", FilterType::CatmullRom), ("lanczos3", FilterType::Lanczos3)] {
         let mut mean_diff = 0.0;
         for (i, file) in ["chelsea.png", "coffee.png"].iter().enumerate() {
-            let img = imagenet_input::decode_image(&dir.join(file)).expect("decode");
+            let img = imagenet_input::decode_image(&shared(&format!("models/{file}"))).expect("decode");
             let ours = imagenet_input::preprocess_with(&img, INPUT_SIZE, filter);
             let theirs = &x[i * plane..(i + 1) * plane];
             mean_diff += ours.iter().zip(theirs).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / plane as f64 / 2.0;

@@ -1,12 +1,14 @@
 //! EfficientNet-Lite0 as the loop's learner over cached frozen features: it fits, scores, resumes
-//! exactly from a checkpoint and rejects a checkpoint of another shape by name (skipped with a
-//! message when `shared/models` is absent).
+//! exactly from a checkpoint and rejects a checkpoint of another shape by name. Each check runs on
+//! the synthetic checkpoint (`<check>::synthetic`, always) and on the pretrained one in
+//! `../shared/models` (`<check>::pretrained`, ignored by plain `cargo test`).
+
+use std::path::Path;
 
 use quarry_core::{Learner, Matrix};
 use quarry_models::{EfficientNetLearner, FineTuneParams};
 
 mod common;
-use common::weights;
 
 const SIDE: usize = 32;
 
@@ -36,10 +38,9 @@ fn frozen_pool(learner: &EfficientNetLearner) -> (Matrix, Vec<u32>) {
     (Matrix::new(features, n, h * w * c).unwrap(), y)
 }
 
-#[test]
-fn fits_scores_and_learns_a_separable_pool() {
-    let Some(w) = weights("fits_scores_and_learns_a_separable_pool") else { return };
-    let mut l = EfficientNetLearner::load(&w, FineTuneParams { epochs: 15, ..params(2) }).unwrap();
+on_both_checkpoints!(fits_scores_and_learns_a_separable_pool);
+fn fits_scores_and_learns_a_separable_pool(w: &Path) {
+    let mut l = EfficientNetLearner::load(w, FineTuneParams { epochs: 15, ..params(2) }).unwrap();
     let (x, y) = frozen_pool(&l);
     let before = l.predict_proba(&x).unwrap();
     l.fit(&x, &y, 2).unwrap();
@@ -56,25 +57,24 @@ fn fits_scores_and_learns_a_separable_pool() {
     assert!(l.fit(&x, &y, 3).is_err(), "a 2-class head refuses 3 classes");
 }
 
-#[test]
-fn checkpoint_resumes_exactly_and_a_foreign_one_is_named() {
-    let Some(w) = weights("checkpoint_resumes_exactly_and_a_foreign_one_is_named") else { return };
-    let mut a = EfficientNetLearner::load(&w, params(2)).unwrap();
+on_both_checkpoints!(checkpoint_resumes_exactly_and_a_foreign_one_is_named);
+fn checkpoint_resumes_exactly_and_a_foreign_one_is_named(w: &Path) {
+    let mut a = EfficientNetLearner::load(w, params(2)).unwrap();
     let (x, y) = frozen_pool(&a);
     a.fit(&x, &y, 2).unwrap();
     let saved = a.checkpoint().unwrap();
-    let mut b = EfficientNetLearner::load(&w, params(2)).unwrap();
+    let mut b = EfficientNetLearner::load(w, params(2)).unwrap();
     b.restore(&saved).unwrap();
     a.fit(&x, &y, 2).unwrap();
     b.fit(&x, &y, 2).unwrap();
     assert_eq!(a.predict_proba(&x).unwrap(), b.predict_proba(&x).unwrap(), "momentum, weights and shuffles restored");
 
-    let mut other = EfficientNetLearner::load(&w, params(3)).unwrap();
+    let mut other = EfficientNetLearner::load(w, params(3)).unwrap();
     let e = other.restore(&saved).unwrap_err().to_string();
     assert!(e.contains("missing") || e.contains("shape"), "{e}");
     assert!(e.contains("_blocks.") || e.contains("_conv_head") || e.contains("_fc"), "names the tensor: {e}");
     // The failed restore left the learner untouched.
-    let fresh = EfficientNetLearner::load(&w, params(3)).unwrap();
+    let fresh = EfficientNetLearner::load(w, params(3)).unwrap();
     let (x3, _) = frozen_pool(&fresh);
     assert_eq!(other.predict_proba(&x3).unwrap(), fresh.predict_proba(&x3).unwrap());
 }

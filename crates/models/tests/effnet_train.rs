@@ -1,15 +1,18 @@
 //! EfficientNet-Lite0 fine-tuning: finite-difference checks of every backward kernel against naive f64
-//! references (always run), and whole-network checks on the checkpoint in `shared/models` (skipped with
-//! a message when it is absent): the frozen-BN forward matches the inference port, one SGD step lowers
-//! the loss, results do not depend on the thread count, and cached frozen features train the same.
+//! references, and whole-network checks: the frozen-BN forward matches the inference port, one SGD
+//! step lowers the loss, results do not depend on the thread count, and cached frozen features train
+//! the same. Each whole-network check runs on the synthetic checkpoint (`<check>::synthetic`, always)
+//! and on the pretrained one in `../shared/models` (`<check>::pretrained`, ignored by plain
+//! `cargo test`).
 
 
 use quarry_models::EfficientNetLite0;
 use quarry_models::effnet_train::kernels::{self, ConvGeometry};
 use quarry_models::effnet_train::{BatchNormMode, EfficientNetTrainer, Head, TrainerParams};
 
+use std::path::Path;
+
 mod common;
-use common::weights;
 
 /// Deterministic pseudo-random values in [-scale, scale).
 fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
@@ -379,13 +382,8 @@ fn images(n: usize, side: usize, seed: u64) -> (Vec<f32>, [usize; 4]) {
     (data(n * 3 * side * side, seed, 2.0), [n, 3, side, side])
 }
 
-#[test]
-fn frozen_bn_forward_with_the_pretrained_head_matches_the_inference_port() {
-    let Some(path) =
-        weights("frozen_bn_forward_with_the_pretrained_head_matches_the_inference_port")
-    else {
-        return;
-    };
+on_both_checkpoints!(frozen_bn_forward_with_the_pretrained_head_matches_the_inference_port);
+fn frozen_bn_forward_with_the_pretrained_head_matches_the_inference_port(path: &Path) {
     let reference = EfficientNetLite0::load(&path).unwrap();
     let (x, shape) = images(3, 64, 70);
     let (_, want) = reference.forward(&x, shape).unwrap();
@@ -423,11 +421,8 @@ fn frozen_bn_forward_with_the_pretrained_head_matches_the_inference_port() {
     }
 }
 
-#[test]
-fn one_sgd_step_lowers_the_loss_on_its_batch() {
-    let Some(path) = weights("one_sgd_step_lowers_the_loss_on_its_batch") else {
-        return;
-    };
+on_both_checkpoints!(one_sgd_step_lowers_the_loss_on_its_batch);
+fn one_sgd_step_lowers_the_loss_on_its_batch(path: &Path) {
     let (x, shape) = images(4, 48, 80);
     let labels = [0, 1, 2, 1];
     for (bn, frozen_blocks) in [
@@ -461,13 +456,8 @@ fn one_sgd_step_lowers_the_loss_on_its_batch() {
     }
 }
 
-#[test]
-fn training_is_deterministic_across_thread_counts_and_frozen_features_can_be_cached() {
-    let Some(path) =
-        weights("training_is_deterministic_across_thread_counts_and_frozen_features_can_be_cached")
-    else {
-        return;
-    };
+on_both_checkpoints!(training_is_deterministic_across_thread_counts_and_frozen_features_can_be_cached);
+fn training_is_deterministic_across_thread_counts_and_frozen_features_can_be_cached(path: &Path) {
     let (x, shape) = images(5, 32, 90);
     let labels = [0, 1, 2, 3, 0];
     for frozen_blocks in [0, 3] {
@@ -509,11 +499,8 @@ fn training_is_deterministic_across_thread_counts_and_frozen_features_can_be_cac
     }
 }
 
-#[test]
-fn bad_settings_and_inputs_are_named_in_errors() {
-    let Some(path) = weights("bad_settings_and_inputs_are_named_in_errors") else {
-        return;
-    };
+on_both_checkpoints!(bad_settings_and_inputs_are_named_in_errors);
+fn bad_settings_and_inputs_are_named_in_errors(path: &Path) {
     let err = EfficientNetTrainer::load(
         &path,
         TrainerParams {
@@ -560,14 +547,10 @@ fn bad_settings_and_inputs_are_named_in_errors() {
     );
 }
 
+on_both_checkpoints!(a_small_step_lowers_the_loss_by_lr_times_the_squared_gradient_norm);
 /// Whole-network gradient check: with momentum 0, a step of size `lr` along the gradient `g` changes
 /// the loss by `−lr·|g|²` to first order, for the backbone and the head separately.
-#[test]
-fn a_small_step_lowers_the_loss_by_lr_times_the_squared_gradient_norm() {
-    let Some(path) = weights("a_small_step_lowers_the_loss_by_lr_times_the_squared_gradient_norm")
-    else {
-        return;
-    };
+fn a_small_step_lowers_the_loss_by_lr_times_the_squared_gradient_norm(path: &Path) {
     let (x, shape) = images(4, 64, 100);
     let labels = [0, 1, 2, 1];
     for bn in [
@@ -618,12 +601,8 @@ fn a_small_step_lowers_the_loss_by_lr_times_the_squared_gradient_norm() {
     }
 }
 
-#[test]
-fn saved_weights_reload_into_the_inference_port_and_a_new_trainer() {
-    let Some(path) = weights("saved_weights_reload_into_the_inference_port_and_a_new_trainer")
-    else {
-        return;
-    };
+on_both_checkpoints!(saved_weights_reload_into_the_inference_port_and_a_new_trainer);
+fn saved_weights_reload_into_the_inference_port_and_a_new_trainer(path: &Path) {
     let (x, shape) = images(4, 48, 110);
     let labels = [1, 5, 9, 5];
     // Train a little (the pretrained 1000-class head, 4 blocks frozen), then save.

@@ -1,8 +1,9 @@
 //! The feature cache: build, reopen, rows equal a direct embedding, broken images skipped by name,
 //! staleness detected, damaged files rejected with their name.
 //!
-//! Tests that run EfficientNet-Lite0 need the weights at `/work/shared/models/efficientnet-lite0.safetensors`
-//! (or `QUARRY_EFFNET_WEIGHTS`) and skip with a message when they are missing.
+//! The backbone is EfficientNet-Lite0 on the synthetic checkpoint (`common/synthetic_effnet.rs`): the
+//! cache's mechanics do not depend on the weights' values, so these tests need nothing outside the
+//! repository.
 
 use std::path::{Path, PathBuf};
 
@@ -10,17 +11,8 @@ use quarry_models::EfficientNetLite0;
 use quarry_models::feature_cache::{CacheWriter, FeatureCache, FeatureCacheError, images_fingerprint};
 use quarry_models::imagenet_input::load_image;
 
-fn weights_path() -> Option<PathBuf> {
-    let p = std::env::var_os("QUARRY_EFFNET_WEIGHTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/models/efficientnet-lite0.safetensors"));
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("skipping: EfficientNet-Lite0 weights not found at {}", p.display());
-        None
-    }
-}
+mod common;
+use common::synthetic_weights;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("quarry-feature-cache-{name}-{}", std::process::id()));
@@ -36,7 +28,7 @@ fn write_png(path: &Path, seed: u32) {
 
 #[test]
 fn build_open_and_skip_broken_images() {
-    let Some(weights) = weights_path() else { return };
+    let weights = synthetic_weights();
     let dir = temp_dir("build");
     let mut files = Vec::new();
     for i in 0..4 {

@@ -1,27 +1,40 @@
-//! Whole-learner tests of the neural networks: learning on real data, determinism across thread
-//! counts, checkpoints, MC dropout, embeddings, continuous training. (Layer gradients are checked
-//! against finite differences in `src/nn/gradcheck.rs`.)
+//! Whole-learner tests of the neural networks: learning on real data (the digits the repository
+//! ships; Fashion-MNIST from `../shared/data`, ignored by plain `cargo test`), determinism across
+//! thread counts, checkpoints, MC dropout, embeddings, continuous training. (Layer gradients are
+//! checked against finite differences in `src/nn/gradcheck.rs`.)
 
 use quarry_core::{Learner, Matrix};
-use quarry_data::{read_idx_images, read_idx_labels};
+use quarry_data::{read_idx_images, read_idx_labels, stratified_split};
 use quarry_models::nn::{NetLearner, NetParams, NetSpec, OptimizerKind, simd::Isa};
-use std::path::Path;
 
-const FASHION_MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/fashion-mnist");
+#[path = "../../data/tests/common/shared_data.rs"]
+mod shared_data;
+use shared_data::{fashion_mnist, repo_file};
 
-/// The first `n` images of a Fashion-MNIST split (pixels / 255), or `None` if the files are absent.
-fn fashion_mnist(split: &str, n: usize) -> Option<(Matrix, Vec<u32>)> {
-    let dir = Path::new(FASHION_MNIST);
-    let images = dir.join(format!("{split}-images-idx3-ubyte.gz"));
-    if !images.exists() {
-        eprintln!("skipping: no Fashion-MNIST at {}", dir.display());
-        return None;
-    }
-    let mut x = read_idx_images(&images).expect("readable images");
+/// The first `n` images of a Fashion-MNIST split (pixels / 255).
+fn fashion_mnist_split(split: &str, n: usize) -> (Matrix, Vec<u32>) {
+    let mut x = read_idx_images(&fashion_mnist(&format!("{split}-images-idx3-ubyte.gz"))).expect("readable images");
     x.scale(1.0 / 255.0);
-    let y = read_idx_labels(&dir.join(format!("{split}-labels-idx1-ubyte.gz"))).expect("readable labels");
+    let y = read_idx_labels(&fashion_mnist(&format!("{split}-labels-idx1-ubyte.gz"))).expect("readable labels");
     let rows: Vec<usize> = (0..n.min(x.rows())).collect();
-    Some((x.select_rows(&rows), rows.iter().map(|&i| y[i] as u32).collect()))
+    (x.select_rows(&rows), rows.iter().map(|&i| y[i] as u32).collect())
+}
+
+/// The repository's 8×8 digits (`data/digits-8x8.csv`, values 0–16) as 28×28 images for LeNet-5:
+/// each pixel a 3×3 block, centred, values / 16.
+fn digits_28x28() -> (Matrix, Vec<u32>) {
+    let ds = quarry_data::load(&repo_file("data/digits-8x8.csv"), Some("digit"), None, None).expect("readable digits");
+    let mut x = Matrix::zeros(ds.len(), 784);
+    for i in 0..ds.len() {
+        let (src, dst) = (ds.features.row(i), x.row_mut(i));
+        for (j, v) in dst.iter_mut().enumerate() {
+            let (py, px) = (j / 28, j % 28);
+            if (2..26).contains(&py) && (2..26).contains(&px) {
+                *v = src[(py - 2) / 3 * 8 + (px - 2) / 3] / 16.0;
+            }
+        }
+    }
+    (x, ds.labels)
 }
 
 /// `n` synthetic 28×28 images of `classes` classes: class `c` is a bright 6×6 square at a
@@ -53,10 +66,24 @@ fn accuracy(learner: &dyn Learner, x: &Matrix, y: &[u32]) -> f64 {
 }
 
 #[test]
+fn lenet_learns_the_digits() {
+    let (x, y) = digits_28x28();
+    let (train, test) = stratified_split(&y, 10, 0.3, 1).unwrap();
+    let pick = |rows: &[usize]| (x.select_rows(rows), rows.iter().map(|&i| y[i]).collect::<Vec<u32>>());
+    let ((x, y), (xt, yt)) = (pick(&train), pick(&test));
+    let mut learner = NetParams::lenet5(10).optimizer(OptimizerKind::adam(1e-3)).batch_size(32).epochs(4).seed(1).build().unwrap();
+    learner.fit(&x, &y, 10).unwrap();
+    let steps = 4 * y.len().div_ceil(32);
+    assert_eq!(learner.optimizer().steps(), steps as u64);
+    let acc = accuracy(&learner, &xt, &yt);
+    eprintln!("LeNet-5, {steps} Adam steps on {} digits: test accuracy {acc:.3}", y.len());
+    assert!(acc > 0.9, "test accuracy {acc} after {steps} steps on {} digits", y.len());
+}
+
+#[test]
+#[ignore = "needs ../shared/data/fashion-mnist"]
 fn lenet_learns_a_fashion_mnist_subset() {
-    let (Some((x, y)), Some((xt, yt))) = (fashion_mnist("train", 2000), fashion_mnist("t10k", 1000)) else {
-        return;
-    };
+    let ((x, y), (xt, yt)) = (fashion_mnist_split("train", 2000), fashion_mnist_split("t10k", 1000));
     let mut learner = NetParams::lenet5(10).optimizer(OptimizerKind::adam(1e-3)).batch_size(32).epochs(5).seed(1).build().unwrap();
     learner.fit(&x, &y, 10).unwrap(); // 5 epochs of 63 batches: 315 steps
     assert_eq!(learner.optimizer().steps(), 315);
