@@ -81,6 +81,11 @@ impl Pool {
         self.order.push(id);
     }
 
+    /// Append `n` unlabeled samples (ids `len()..len() + n`).
+    pub fn grow(&mut self, n: usize) {
+        self.states.extend(std::iter::repeat_n(SampleState::Unlabeled, n));
+    }
+
     /// Forget the answer about `id` (a correction follows): it is unlabeled again and leaves the
     /// labeling order.
     pub fn reset(&mut self, id: SampleId) {

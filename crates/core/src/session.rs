@@ -294,6 +294,23 @@ impl<'a> Session<'a> {
         &self.features
     }
 
+    /// Add new samples to the pool (membership query synthesis makes its own), unlabeled; their
+    /// ids follow the existing ones. `rows` must have the pool's width.
+    pub fn add_samples(&mut self, rows: &Matrix) -> Result<Vec<SampleId>> {
+        if rows.cols() != self.features.cols() && self.features.rows() > 0 {
+            return Err(Error::shape("new pool samples", format!("{} columns", self.features.cols()), rows.cols()));
+        }
+        let first = self.features.rows();
+        let features = self.features.to_mut();
+        if first == 0 {
+            *features = rows.clone();
+        } else {
+            (0..rows.rows()).for_each(|r| features.push_row(rows.row(r)));
+        }
+        self.state.pool.grow(rows.rows());
+        Ok((first..first + rows.rows()).map(SampleId::from).collect())
+    }
+
     /// The current model's class probabilities for these samples.
     pub fn predict(&self, ids: &[SampleId]) -> Result<Probabilities> {
         self.learner.predict_proba(&self.rows(ids))
@@ -678,6 +695,20 @@ mod tests {
         s.teach(&[(SampleId(0), Answer::Label(0)), (SampleId(9), Answer::Label(1))]).unwrap();
         let e = s.query(2).unwrap_err().to_string();
         assert!(e.contains("wants-patches") && e.contains("patch-probabilities"), "{e}");
+    }
+
+    /// Samples added later (synthesized) are ordinary pool samples: taught, never proposed once labeled.
+    #[test]
+    fn samples_can_be_added_to_the_pool() {
+        let mut s = Session::new(Matrix::zeros(0, 1), 2, Box::new(Centroids::default()), Box::new(LeastConfident), SessionSettings::seeded(0));
+        let ids = s.add_samples(&Matrix::new(vec![0.0, 9.0], 2, 1).unwrap()).unwrap();
+        assert_eq!(ids, [SampleId(0), SampleId(1)]);
+        s.teach(&[(ids[0], Answer::Label(0)), (ids[1], Answer::Label(1))]).unwrap();
+        let more = s.add_samples(&Matrix::new(vec![4.0, 8.0], 2, 1).unwrap()).unwrap();
+        assert_eq!(more, [SampleId(2), SampleId(3)]);
+        assert_eq!(s.query(1).unwrap().ids(), [SampleId(2)], "4 is the least confident");
+        assert!(s.add_samples(&Matrix::zeros(1, 2)).is_err());
+        assert_eq!(s.pool().len(), 4);
     }
 
     /// A provider added to the session is asked first, by kind.

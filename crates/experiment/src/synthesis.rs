@@ -4,7 +4,8 @@
 //! that function (optionally flipping each answer with probability `noise`). Each
 //! (synthesizer, seed) run starts from `initial` uniform random points of the domain (redrawn
 //! until both classes occur; the same set for every synthesizer of a seed), then in rounds the
-//! [`Synthesizer`] constructs `batch` new points, the oracle labels them, the model is refit, and
+//! [`Synthesizer`] constructs `batch` new points, the oracle labels them, the run's [`Session`]
+//! takes them into its pool and learns them (refit), and
 //! test accuracy is recorded on `test_size` uniform points labeled by the true function, until
 //! exactly `budget` labels are spent.
 //!
@@ -22,7 +23,9 @@ use crate::report::{RunResult, Spread, curves_csv};
 use crate::rundir::write_atomic;
 use crate::synthesis_plot::{QueryPanel, write_queries_svg};
 use crate::{ExperimentError, Result};
-use quarry_core::{Learner, Matrix, Probabilities, QuarryRng, RoundRecord, StopReason, seeded_rng};
+use crate::evaluate::Evaluator;
+use quarry_core::{Answer, Dataset, Learner, Matrix, QuarryRng, RoundRecord, SampleId, Session, SessionSettings, StopReason, seeded_rng};
+use quarry_strategies::RandomSampling;
 use quarry_models::nn::OptimizerKind;
 use quarry_models::{LogisticRegressionLearner, LogisticRegressionParams, NetParams};
 use quarry_strategies::synthesis::{self as synth, Domain, Point, SynthesisContext, Synthesizer};
@@ -156,15 +159,15 @@ fn check_c(c: f64) -> Result<()> {
     if c > 0.0 && c.is_finite() { Ok(()) } else { Err(ExperimentError::flag("--c", format!("must be a positive number, got {c}"))) }
 }
 
-/// A fitted-or-not model of one run: the feature map plus a quarry [`Learner`].
+/// The feature map of a run's model: points of the domain → the rows its learner reads.
 pub struct SynthModel {
     spec: ModelSpec,
     domain: Domain,
-    learner: Box<dyn Learner>,
 }
 
 impl SynthModel {
-    pub fn new(spec: ModelSpec, domain: Domain, seed: u64) -> Result<SynthModel> {
+    /// The feature map and the (unfitted) learner of `spec`.
+    pub fn new(spec: ModelSpec, domain: Domain, seed: u64) -> Result<(SynthModel, Box<dyn Learner>)> {
         spec.check()?;
         let learner: Box<dyn Learner> = match spec {
             ModelSpec::Rbf { c, .. } | ModelSpec::Quadratic { c } => {
@@ -174,7 +177,7 @@ impl SynthModel {
                 NetParams::mlp(2, hidden, 2).optimizer(OptimizerKind::adam(lr)).epochs(epochs).batch_size(16).seed(seed).build()?,
             ),
         };
-        Ok(SynthModel { spec, domain, learner })
+        Ok((SynthModel { spec, domain }, learner))
     }
 
     /// The feature rows of `points`.
@@ -207,21 +210,6 @@ impl SynthModel {
             }
         }
         Matrix::new(data, points.len(), cols).expect("rows × cols values")
-    }
-
-    pub fn fit(&mut self, points: &[Point], labels: &[u32]) -> Result<()> {
-        let x = self.features(points);
-        Ok(self.learner.fit(&x, labels, 2)?)
-    }
-
-    pub fn predict_proba(&self, points: &[Point]) -> Result<Probabilities> {
-        Ok(self.learner.predict_proba(&self.features(points))?)
-    }
-
-    /// P(class 1) at each point.
-    pub fn positive(&self, points: &[Point]) -> quarry_core::Result<Vec<f64>> {
-        let p = self.learner.predict_proba(&self.features(points))?;
-        Ok(p.rows().map(|r| r[1] as f64).collect())
     }
 }
 
@@ -336,7 +324,9 @@ fn ask(problem: Problem, noise: f64, p: Point, rng: &mut QuarryRng) -> u32 {
     if noise > 0.0 && rng.random::<f64>() < noise { 1 - y } else { y }
 }
 
-/// One (synthesizer, seed) run; spends exactly `config.budget` labels.
+/// One (synthesizer, seed) run; spends exactly `config.budget` labels. The synthesizer makes
+/// the points, the session learns them: each batch is added to the session's pool, answered by
+/// the (noisy) oracle and taught, and the model is scored on the test points after every round.
 pub fn run_one(config: &SynthesisConfig, synthesizer: &dyn Synthesizer, seed: u64) -> Result<SynthRun> {
     let problem = config.problem;
     let domain = problem.domain();
@@ -345,13 +335,12 @@ pub fn run_one(config: &SynthesisConfig, synthesizer: &dyn Synthesizer, seed: u6
     let mut propose_rng = seeded_rng(seed, PROPOSE_STREAM + (which << 16));
     let mut noise_rng = seeded_rng(seed, NOISE_STREAM + (which << 16));
     let mut test_rng = seeded_rng(seed, TEST_STREAM);
-    let test: Vec<Point> = (0..config.test_size).map(|_| domain.sample(&mut test_rng)).collect();
-    let test_labels: Vec<u32> = test.iter().map(|&p| problem.label(p)).collect();
     let wrap = |source: quarry_core::Error| ExperimentError::Run { strategy: synthesizer.name().to_string(), seed, source };
-    let wrap_exp = |e: ExperimentError| match e {
-        ExperimentError::Core(source) => wrap(source),
-        other => other,
-    };
+    let (model, learner) = SynthModel::new(config.model, domain, seed)?;
+    let test_points: Vec<Point> = (0..config.test_size).map(|_| domain.sample(&mut test_rng)).collect();
+    let test_labels: Vec<u32> = test_points.iter().map(|&p| problem.label(p)).collect();
+    let test = Dataset::new(model.features(&test_points), test_labels, vec!["0".into(), "1".into()])?;
+    let evaluator = Evaluator { test: &test, positive_class: false };
 
     let mut points = initial_points(problem, config.initial, seed)?;
     let mut labels: Vec<u32> = points.iter().map(|&p| ask(problem, config.noise, p, &mut noise_rng)).collect();
@@ -360,44 +349,42 @@ pub fn run_one(config: &SynthesisConfig, synthesizer: &dyn Synthesizer, seed: u6
         labels = points.iter().map(|&p| problem.label(p)).collect();
     }
     let mut queries: Vec<QueryRecord> = points.iter().zip(&labels).map(|(&point, &label)| QueryRecord { round: 0, point, label }).collect();
-    let mut model = SynthModel::new(config.model, domain, seed)?;
+    // The session's strategy is never asked: the synthesizer makes the queries.
+    let mut session = Session::new(Matrix::zeros(0, 0), 2, learner, Box::new(RandomSampling), SessionSettings::seeded(seed));
     let mut history = Vec::new();
-    let evaluate = |model: &SynthModel, round: u32, labels: usize, seconds: f64| -> Result<RoundRecord> {
-        let p = model.predict_proba(&test).map_err(wrap_exp)?;
-        let mut r = RoundRecord::new(round, labels, metrics::accuracy(&p, &test_labels), metrics::log_loss(&p, &test_labels), seconds);
-        r.balanced_accuracy = metrics::balanced_accuracy(&p, &test_labels);
-        Ok(r)
-    };
-
-    let t0 = Instant::now();
-    model.fit(&points, &labels).map_err(wrap_exp)?;
-    history.push(evaluate(&model, 0, points.len(), t0.elapsed().as_secs_f64())?);
-    let mut round = 0u32;
-    while points.len() < config.budget {
-        round += 1;
+    let mut batch_labels = labels.clone();
+    let mut batch = points.clone();
+    loop {
         let t = Instant::now();
+        let ids = session.add_samples(&model.features(&batch)).map_err(wrap)?;
+        let answers: Vec<(SampleId, Answer)> = ids.into_iter().zip(batch_labels.iter().map(|&y| Answer::Label(y))).collect();
+        let stats = session.teach(&answers).map_err(wrap)?.clone();
+        let mut record = evaluator.record(session.learner(), &stats).map_err(wrap)?;
+        record.seconds = t.elapsed().as_secs_f64();
+        history.push(record);
+        if points.len() >= config.budget {
+            break;
+        }
+        let round = session.rounds();
         let k = config.batch.min(config.budget - points.len());
-        let batch = {
-            let positive = |q: &[Point]| model.positive(q);
+        batch = {
+            let positive = |q: &[Point]| positive(&session, &model, q);
             let ctx = SynthesisContext { domain, labeled: &points, labels: &labels, model: &positive };
             synthesizer.propose(&ctx, k, &mut propose_rng).map_err(wrap)?
         };
         if batch.len() != k || batch.iter().any(|&p| !domain.contains(p)) {
             return Err(wrap(quarry_core::Error::Other(format!("{} proposed {} points for {k} (or left the domain)", synthesizer.name(), batch.len()))));
         }
-        for p in batch {
-            let y = ask(problem, config.noise, p, &mut noise_rng);
+        batch_labels = batch.iter().map(|&p| ask(problem, config.noise, p, &mut noise_rng)).collect();
+        for (&p, &y) in batch.iter().zip(&batch_labels) {
             points.push(p);
             labels.push(y);
             queries.push(QueryRecord { round, point: p, label: y });
         }
-        model.fit(&points, &labels).map_err(wrap_exp)?;
-        let seconds = t.elapsed().as_secs_f64();
-        history.push(evaluate(&model, round, points.len(), seconds)?);
     }
 
     let grid = grid_points(domain, GRID);
-    let final_grid = model.positive(&grid).map_err(wrap)?;
+    let final_grid = positive(&session, &model, &grid).map_err(wrap)?;
     let wrong = grid.iter().zip(&final_grid).filter(|&(&g, &p)| u32::from(p > 0.5) != problem.label(g)).count();
     Ok(SynthRun {
         strategy: synthesizer.name().to_string(),
@@ -407,6 +394,12 @@ pub fn run_one(config: &SynthesisConfig, synthesizer: &dyn Synthesizer, seed: u6
         final_disagreement: wrong as f64 / grid.len() as f64,
         final_grid,
     })
+}
+
+/// The session's current P(class 1) at each point.
+fn positive(session: &Session, model: &SynthModel, points: &[Point]) -> quarry_core::Result<Vec<f64>> {
+    let p = session.learner().predict_proba(&model.features(points))?;
+    Ok(p.rows().map(|r| r[1] as f64).collect())
 }
 
 /// Per-synthesizer figures over seeds.
