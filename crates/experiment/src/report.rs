@@ -14,6 +14,7 @@ use quarry_core::{Pool, RoundRecord, SampleId, SampleState, StopReason};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// One finished (strategy, seed) run.
@@ -184,7 +185,8 @@ pub fn write_reports(
 ) -> Result<()> {
     let root = dir.root();
     write_atomic(&root.join("curves.csv"), curves_csv(&outcome.runs, config.budget).as_bytes())?;
-    write_atomic(&root.join("queries.csv"), queries_csv(&outcome.runs, config, loaded, prepared).as_bytes())?;
+    let files = loaded.images.as_ref().map(|(images, _, _)| (images.files.as_slice(), config.data.path.as_path()));
+    write_atomic(&root.join("queries.csv"), queries_csv(&outcome.runs, config.budget, prepared, files).as_bytes())?;
     if !outcome.streams.is_empty() {
         write_atomic(&root.join("stream.csv"), stream_csv(&outcome.streams).as_bytes())?;
     }
@@ -256,21 +258,18 @@ pub fn curves_csv(runs: &[RunResult], budget: usize) -> String {
 /// `strategy,seed,round,pool_index,row`: one row per labeled sample of each run, in labeling order
 /// (round 0 is the initial set). `pool_index` is the sample's index in that seed's pool, `row` its
 /// row in `--data` (0-based over the data rows, the header not counted; an IDX file's item). For an
-/// image folder the last column is `file`: the image's path relative to `--data`.
-pub fn queries_csv(runs: &[RunResult], config: &ExperimentConfig, loaded: &LoadedData, prepared: &BTreeMap<u64, Arc<Prepared>>) -> String {
-    let files = loaded.images.as_ref().map(|(images, _, _)| &images.files);
+/// image folder (`files = Some((file of each data row, the folder))`) the last column is `file`:
+/// the image's path relative to the folder, `/`-separated.
+pub fn queries_csv(runs: &[RunResult], budget: usize, prepared: &BTreeMap<u64, Arc<Prepared>>, files: Option<(&[PathBuf], &Path)>) -> String {
     let mut s = String::from(if files.is_some() { "strategy,seed,round,pool_index,file\n" } else { "strategy,seed,round,pool_index,row\n" });
     for run in runs {
         let origin = &prepared[&run.seed].origin;
-        for &(id, round) in run.queried_within(config.budget) {
+        for &(id, round) in run.queried_within(budget) {
             let row = origin[id.index()];
             let _ = write!(s, "{},{},{round},{},", run.strategy, run.seed, id.index());
             match files {
-                Some(files) => {
-                    let file = &files[row];
-                    let relative = file.strip_prefix(&config.data.path).unwrap_or(file);
-                    let name: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-                    let _ = writeln!(s, "{}", csv_field(&name.join("/")));
+                Some((files, root)) => {
+                    let _ = writeln!(s, "{}", csv_field(&relative_name(&files[row], root)));
                 }
                 None => {
                     let _ = writeln!(s, "{row}");
@@ -279,6 +278,12 @@ pub fn queries_csv(runs: &[RunResult], config: &ExperimentConfig, loaded: &Loade
         }
     }
     s
+}
+
+/// `file`'s path below `root`, with `/` between the parts whatever the platform.
+fn relative_name(file: &Path, root: &Path) -> String {
+    let relative = file.strip_prefix(root).unwrap_or(file);
+    relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
 }
 
 /// `text` as one CSV field: quoted (quotes doubled) when it holds a comma, quote or line break.
@@ -388,4 +393,61 @@ fn curve_series(runs: &[RunResult], budget: usize) -> Vec<CurveSeries> {
                 .collect(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quarry_core::{Dataset, Matrix};
+
+    fn run(strategy: &str, seed: u64, queried: &[(u32, u32)]) -> RunResult {
+        RunResult {
+            strategy: strategy.into(),
+            seed,
+            history: Vec::new(),
+            stop: StopReason { rule: "budget".into(), detail: String::new() },
+            queried: queried.iter().map(|&(id, round)| (SampleId(id), round)).collect(),
+        }
+    }
+
+    fn prepared(origins: &[(u64, Vec<usize>)]) -> BTreeMap<u64, Arc<Prepared>> {
+        let empty = || Dataset::new(Matrix::new(vec![0.0; 2], 2, 1).unwrap(), vec![0, 1], vec!["a".into(), "b".into()]).unwrap();
+        origins.iter().map(|(seed, origin)| (*seed, Arc::new(Prepared { pool: empty(), test: empty(), origin: origin.clone() }))).collect()
+    }
+
+    #[test]
+    fn the_pool_records_each_label_with_its_round_in_labeling_order() {
+        let mut pool = Pool::new(6);
+        pool.set_label(SampleId(4), 1, 0);
+        pool.set_label(SampleId(1), 0, 0);
+        pool.skip(SampleId(0), 1);
+        pool.set_label(SampleId(5), 1, 1);
+        assert_eq!(queried(&pool), vec![(SampleId(4), 0), (SampleId(1), 0), (SampleId(5), 1)]);
+    }
+
+    #[test]
+    fn queries_name_the_data_files_rows_through_each_seeds_split() {
+        // Seed 0's pool holds data rows 7, 3, 9, 0; seed 1's rows 2, 8.
+        let p = prepared(&[(0, vec![7, 3, 9, 0]), (1, vec![2, 8])]);
+        let runs = [run("margin", 0, &[(2, 0), (0, 0), (3, 1)]), run("random", 1, &[(1, 0), (0, 0)])];
+        assert_eq!(
+            queries_csv(&runs, 100, &p, None),
+            "strategy,seed,round,pool_index,row\nmargin,0,0,2,9\nmargin,0,0,0,7\nmargin,0,1,3,0\nrandom,1,0,1,8\nrandom,1,0,0,2\n"
+        );
+        // A run continued with a smaller budget: only whole rounds within it, as in curves.csv.
+        let long = [run("margin", 0, &[(0, 0), (1, 0), (2, 1), (3, 1)])];
+        assert_eq!(queries_csv(&long, 3, &p, None).lines().count(), 1 + 2);
+        assert_eq!(queries_csv(&long, 4, &p, None).lines().count(), 1 + 4);
+    }
+
+    #[test]
+    fn image_folder_queries_name_the_file_below_the_folder() {
+        let root = Path::new("/data/pets");
+        let files: Vec<PathBuf> = ["/data/pets/cat/a.png", "/data/pets/dog/b,1.png"].iter().map(PathBuf::from).collect();
+        let p = prepared(&[(0, vec![1, 0])]);
+        assert_eq!(
+            queries_csv(&[run("aift", 0, &[(0, 0), (1, 2)])], 10, &p, Some((&files, root))),
+            "strategy,seed,round,pool_index,file\naift,0,0,0,\"dog/b,1.png\"\naift,0,2,1,cat/a.png\n"
+        );
+    }
 }

@@ -24,3 +24,5 @@ pub use effnet_learner::{EfficientNetLearner, FineTuneParams};
 pub use effnet_train::{BatchNormMode, EfficientNetTrainer, Head, TrainerParams};
 pub mod feature_cache;
 pub use feature_cache::{BuildReport, CacheWriter, FeatureCache, FeatureCacheError};
+pub mod imagenet_classes;
+pub use imagenet_classes::imagenet_class_name;
