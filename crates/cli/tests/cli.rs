@@ -1,8 +1,17 @@
 //! The `quarry` command-line contract, exercised as a user would: whole runs on the digits data
-//! shipped in `data/`, resume, reproducibility and bad inputs.
+//! shipped in `data/` (as CSV, as IDX files and as PNG folders), image runs on the synthetic
+//! EfficientNet-Lite0 checkpoint, resume, reproducibility and bad inputs. Tests on Fashion-MNIST and
+//! the pretrained weights in `../shared` are ignored by plain `cargo test`
+//! (`-- --include-ignored` runs them where the shared folder exists).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+#[path = "../../data/tests/common/shared_data.rs"]
+mod shared_data;
+#[path = "../../models/tests/common/synthetic_effnet.rs"]
+mod synthetic_effnet;
+use synthetic_effnet::synthetic_weights;
 
 fn quarry(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quarry")).args(args).output().expect("quarry runs")
@@ -61,6 +70,68 @@ fn fashion_pngs(dir: &Path, classes: usize, per_class: usize, flat: bool) -> Opt
         class_of.insert(name, NAMES[c]);
     }
     Some((class_of, weights))
+}
+
+/// The repository's 8×8 digits (values 0–16) as 28×28 grey images, pixel values 0–240: each source
+/// pixel a 3×3 block, centred. Returns the images (784 bytes each) and the digits.
+fn digits_28x28() -> (Vec<Vec<u8>>, Vec<u8>) {
+    let ds = quarry_data::load(Path::new(&digits()), Some("digit"), None, None).unwrap();
+    let images = (0..ds.len())
+        .map(|i| {
+            let src = ds.features.row(i);
+            (0..784)
+                .map(|j| {
+                    let (py, px) = (j / 28, j % 28);
+                    let inside = (2..26).contains(&py) && (2..26).contains(&px);
+                    if inside { (src[(py - 2) / 3 * 8 + (px - 2) / 3] * 15.0) as u8 } else { 0 }
+                })
+                .collect()
+        })
+        .collect();
+    let labels = ds.labels.iter().map(|&l| ds.class_names[l as usize].parse::<u8>().unwrap()).collect();
+    (images, labels)
+}
+
+/// The digits as uncompressed IDX files in `dir`, Fashion-MNIST style: every fourth image in
+/// `t10k-images-idx3-ubyte` (450), the rest in `train-images-idx3-ubyte` (1,347), each with its
+/// `…-labels-idx1-ubyte`. Returns the two images files.
+fn digits_idx(dir: &Path) -> (PathBuf, PathBuf) {
+    let (images, labels) = digits_28x28();
+    let write = |split: &str, keep: &dyn Fn(usize) -> bool| {
+        let rows: Vec<usize> = (0..labels.len()).filter(|&i| keep(i)).collect();
+        let n = (rows.len() as u32).to_be_bytes();
+        let mut img = [&[0, 0, 8, 3][..], &n, &28u32.to_be_bytes(), &28u32.to_be_bytes()].concat();
+        let mut lab = [&[0, 0, 8, 1][..], &n].concat();
+        for &i in &rows {
+            img.extend(&images[i]);
+            lab.push(labels[i]);
+        }
+        let path = dir.join(format!("{split}-images-idx3-ubyte"));
+        std::fs::write(&path, img).unwrap();
+        std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), lab).unwrap();
+        path
+    };
+    (write("train", &|i| i % 4 != 0), write("t10k", &|i| i % 4 == 0))
+}
+
+const DIGIT_NAMES: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+
+/// Writes the first `per_class` images of each of the digits 0..`classes` as 28×28 PNGs named by
+/// index into `dir/<digit name>/`.
+fn digit_pngs(dir: &Path, classes: usize, per_class: usize) {
+    let (images, labels) = digits_28x28();
+    let mut count = vec![0; classes];
+    for (i, &l) in labels.iter().enumerate() {
+        let c = l as usize;
+        if c >= classes || count[c] >= per_class {
+            continue;
+        }
+        count[c] += 1;
+        let folder = dir.join(DIGIT_NAMES[c]);
+        std::fs::create_dir_all(&folder).unwrap();
+        image::GrayImage::from_raw(28, 28, images[i].clone()).unwrap().save(folder.join(format!("{i:04}.png"))).unwrap();
+    }
+    assert_eq!(count, vec![per_class; classes], "the digits hold {per_class} images of each class");
 }
 
 fn stderr(o: &Output) -> String {
@@ -206,13 +277,28 @@ fn strategies_lists_every_name() {
 
 #[test]
 fn idx_images_with_derived_labels_and_separate_test_file() {
-    let fm = repo().join("../shared/data/fashion-mnist");
-    if !fm.join("t10k-images-idx3-ubyte.gz").exists() {
-        eprintln!("skipped: Fashion-MNIST not found at {} (see data/README.md)", fm.display());
-        return;
-    }
     let d = scratch("idx");
-    let images = fm.join("t10k-images-idx3-ubyte.gz").display().to_string();
+    let (train, t10k) = digits_idx(&d);
+    let out = d.join("run");
+    let o = quarry(&[
+        "simulate", "--data", train.to_str().unwrap(), "--pool-size", "1000", "--test", t10k.to_str().unwrap(), "--strategy",
+        "random,entropy", "--initial", "20", "--batch", "20", "--budget", "60", "--seeds", "1", "--candidates", "500",
+        "--no-full-pool", "--quiet", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["data"]["pool_size"], 1000);
+    assert_eq!(summary["data"]["test_size"], 450);
+    assert_eq!(summary["data"]["scaling"], "unit");
+    let acc = summary["strategies"][1]["final_accuracy"]["mean"].as_f64().unwrap();
+    assert!(acc > 0.6, "entropy after 60 labels: {acc}");
+}
+
+#[test]
+#[ignore = "needs ../shared/data/fashion-mnist"]
+fn fashion_mnist_idx_with_derived_labels_and_separate_test_file() {
+    let d = scratch("idx-fashion");
+    let images = shared_data::fashion_mnist("t10k-images-idx3-ubyte.gz").display().to_string();
     let out = d.join("run");
     let o = quarry(&[
         "simulate", "--data", &images, "--pool-size", "3000", "--test", &images, "--strategy", "random,entropy",
@@ -247,14 +333,25 @@ fn stopping_rules_fire_and_are_reported() {
 }
 
 #[test]
+fn predict_answers_each_image_and_names_the_bad_ones() {
+    let d = scratch("predict");
+    digit_pngs(&d, 1, 1);
+    let png = std::fs::read_dir(d.join("zero")).unwrap().next().unwrap().unwrap().path();
+    let w = synthetic_weights().display().to_string();
+    let o = quarry(&["predict", "--model", "efficientnet-lite0", "--weights", &w, png.to_str().unwrap(), "/no/such.png"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let name = png.file_name().unwrap().to_str().unwrap();
+    assert!(out.contains(&format!("{name}: ")), "{out}");
+    assert!(!o.status.success() && stderr(&o).contains("/no/such.png"), "{}", stderr(&o));
+    let o = quarry(&["predict", "--model", "efficientnet-lite0", "--weights", d.join("none.safetensors").to_str().unwrap(), png.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("none.safetensors"), "{}", stderr(&o));
+}
+
+#[test]
+#[ignore = "needs ../shared/models"]
 fn predict_names_imagenet_classes_and_reports_bad_images() {
-    let models = repo().join("../shared/models");
-    if !models.join("efficientnet-lite0.safetensors").exists() {
-        eprintln!("skipped: EfficientNet-Lite0 weights not found at {}", models.display());
-        return;
-    }
-    let w = models.join("efficientnet-lite0.safetensors").display().to_string();
-    let cat = models.join("chelsea.png").display().to_string();
+    let w = shared_data::weights().display().to_string();
+    let cat = shared_data::shared("models/chelsea.png").display().to_string();
     let o = quarry(&["predict", "--model", "efficientnet-lite0", "--weights", &w, &cat, "/no/such.png"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("chelsea.png: 285 ("), "{out}");
@@ -263,17 +360,13 @@ fn predict_names_imagenet_classes_and_reports_bad_images() {
 
 #[test]
 fn online_lenet_from_zero_labels_with_an_eval_schedule_and_one_vs_rest() {
-    let fm = repo().join("../shared/data/fashion-mnist");
-    if !fm.join("t10k-images-idx3-ubyte.gz").exists() {
-        eprintln!("skipped: Fashion-MNIST not found at {}", fm.display());
-        return;
-    }
     let d = scratch("online");
-    let images = fm.join("t10k-images-idx3-ubyte.gz").display().to_string();
+    let (train, t10k) = digits_idx(&d);
+    let (train, t10k) = (train.display().to_string(), t10k.display().to_string());
     let out = d.join("run");
     let args = |out: &Path| -> Vec<String> {
         [
-            "simulate", "--data", &images, "--pool-size", "3000", "--test", &images, "--model", "lenet5", "--train", "online",
+            "simulate", "--data", &train, "--pool-size", "1000", "--test", &t10k, "--model", "lenet5", "--train", "online",
             "--initial", "0", "--batch", "10", "--budget", "200", "--candidates", "300", "--strategy", "random,confidence-gap",
             "--eval-at", "50", "--eval-every", "100", "--positive-class", "3", "--seeds", "1", "--quiet", "--out",
             out.to_str().unwrap(),
@@ -322,8 +415,26 @@ fn warmup_queries_at_random_and_replay_needs_online_training() {
 #[test]
 fn aift_on_an_image_folder_reports_broken_files_by_name() {
     let d = scratch("aift");
-    let Some((_, weights)) = fashion_pngs(&d.join("img"), 3, 12, false) else { return };
-    std::fs::write(d.join("img/pullover/broken.png"), "not a png").unwrap();
+    digit_pngs(&d.join("img"), 3, 12);
+    aift_on_an_image_folder(&d, &synthetic_weights(), ["two", "zero"]);
+}
+
+#[test]
+#[ignore = "needs ../shared/data/fashion-mnist and ../shared/models"]
+fn aift_on_fashion_mnist_with_the_pretrained_weights() {
+    // Name what is missing before the folder is written.
+    shared_data::fashion_mnist("t10k-images-idx3-ubyte.gz");
+    shared_data::weights();
+    let d = scratch("aift-fashion");
+    let (_, weights) = fashion_pngs(&d.join("img"), 3, 12, false).expect("Fashion-MNIST and the weights in ../shared");
+    aift_on_an_image_folder(&d, &weights, ["pullover", "tshirt"]);
+}
+
+/// AIFT and fine-tuning runs on the class folders in `d/img` (three classes of 12 images) with
+/// `weights`: a broken file written into `img/<broken_in>` is reported by name, and an image of
+/// `img/<touched_in>` is rewritten to make the feature cache stale.
+fn aift_on_an_image_folder(d: &Path, weights: &Path, [broken_in, touched_in]: [&str; 2]) {
+    std::fs::write(d.join("img").join(broken_in).join("broken.png"), "not a png").unwrap();
     let out = d.join("out");
     let o = quarry(&[
         "simulate", "--data", d.join("img").to_str().unwrap(), "--test-fraction", "0.3", "--model", "efficientnet-lite0",
@@ -403,7 +514,7 @@ fn aift_on_an_image_folder_reports_broken_files_by_name() {
     ]);
     assert!(plain.status.success(), "{}", stderr(&plain));
     assert_eq!(curve_rows(&d.join("c0")), curve_rows(&d.join("c1")));
-    let some_png = std::fs::read_dir(d.join("img/tshirt")).unwrap().next().unwrap().unwrap().path();
+    let some_png = std::fs::read_dir(d.join("img").join(touched_in)).unwrap().next().unwrap().unwrap().path();
     let bytes = std::fs::read(&some_png).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&some_png, bytes).unwrap();
