@@ -1,4 +1,4 @@
-//! A fine-tuning run's resume point and eval-mode outputs from cached frozen features.
+//! A fine-tuning run's resume point.
 //!
 //! [`EfficientNetTrainer::state_bytes`] saves what training changes — every trainable tensor with
 //! its SGD momentum buffer, the trainable batch norms' running statistics, the head, and the step
@@ -7,8 +7,8 @@
 //! weights with the same settings, so a resumed run continues exactly. The frozen part never
 //! changes and is not saved.
 
-use super::{ConvBn, EfficientNetTrainer, Param, TrunkInput};
-use crate::efficientnet::{EfficientNetError, FEATURE_DIM};
+use super::{ConvBn, EfficientNetTrainer, Param};
+use crate::efficientnet::EfficientNetError;
 use safetensors::SafeTensors;
 
 const STEPS_KEY: &str = "steps";
@@ -142,30 +142,5 @@ impl EfficientNetTrainer {
         }
         self.steps = steps;
         Ok(())
-    }
-
-    /// Eval-mode (running BN statistics, no dropout) logits `[n, classes]` and pooled features
-    /// `[n, 1280]` from cached [`Self::frozen_features`] `[n, h, w, c]`.
-    pub fn predict_from_frozen(&self, features: &[f32], shape: [usize; 4]) -> Result<(Vec<f32>, Vec<f32>), EfficientNetError> {
-        let [n, h, w, c] = shape;
-        let expected = self.frozen.as_ref().map(|f| f.out_channels);
-        if expected != Some(c) || n == 0 || features.len() != n * h * w * c {
-            return Err(EfficientNetError::Input {
-                expected: format!("frozen features [n, h, w, {}] with n >= 1", expected.map_or("(nothing frozen)".into(), |c| c.to_string())),
-                got: format!("shape {shape:?} with {} values", features.len()),
-            });
-        }
-        let tape = self.forward(TrunkInput::Frozen { data: features, h, w }, n, false);
-        let out = (tape.logits.clone(), tape.dropped.clone());
-        debug_assert_eq!(out.1.len(), n * FEATURE_DIM);
-        self.recycle(tape);
-        Ok(out)
-    }
-}
-
-impl EfficientNetTrainer {
-    /// Channels of the frozen part's output (`None` when nothing is frozen).
-    pub fn frozen_channels(&self) -> Option<usize> {
-        self.frozen.as_ref().map(|f| f.out_channels)
     }
 }
