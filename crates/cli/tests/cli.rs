@@ -117,21 +117,25 @@ fn digits_idx(dir: &Path) -> (PathBuf, PathBuf) {
 const DIGIT_NAMES: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
 
 /// Writes the first `per_class` images of each of the digits 0..`classes` as 28×28 PNGs named by
-/// index into `dir/<digit name>/`.
-fn digit_pngs(dir: &Path, classes: usize, per_class: usize) {
+/// index, into `dir/<digit name>/` or, when `flat`, into `dir` itself. Returns file name → digit name.
+fn digit_pngs(dir: &Path, classes: usize, per_class: usize, flat: bool) -> std::collections::HashMap<String, &'static str> {
     let (images, labels) = digits_28x28();
     let mut count = vec![0; classes];
+    let mut class_of = std::collections::HashMap::new();
     for (i, &l) in labels.iter().enumerate() {
         let c = l as usize;
         if c >= classes || count[c] >= per_class {
             continue;
         }
         count[c] += 1;
-        let folder = dir.join(DIGIT_NAMES[c]);
+        let folder = if flat { dir.to_path_buf() } else { dir.join(DIGIT_NAMES[c]) };
         std::fs::create_dir_all(&folder).unwrap();
-        image::GrayImage::from_raw(28, 28, images[i].clone()).unwrap().save(folder.join(format!("{i:04}.png"))).unwrap();
+        let name = format!("{i:04}.png");
+        image::GrayImage::from_raw(28, 28, images[i].clone()).unwrap().save(folder.join(&name)).unwrap();
+        class_of.insert(name, DIGIT_NAMES[c]);
     }
     assert_eq!(count, vec![per_class; classes], "the digits hold {per_class} images of each class");
+    class_of
 }
 
 fn stderr(o: &Output) -> String {
@@ -335,7 +339,7 @@ fn stopping_rules_fire_and_are_reported() {
 #[test]
 fn predict_answers_each_image_and_names_the_bad_ones() {
     let d = scratch("predict");
-    digit_pngs(&d, 1, 1);
+    digit_pngs(&d, 1, 1, false);
     let png = std::fs::read_dir(d.join("zero")).unwrap().next().unwrap().unwrap().path();
     let w = synthetic_weights().display().to_string();
     let o = quarry(&["predict", "--model", "efficientnet-lite0", "--weights", &w, png.to_str().unwrap(), "/no/such.png"]);
@@ -415,7 +419,7 @@ fn warmup_queries_at_random_and_replay_needs_online_training() {
 #[test]
 fn aift_on_an_image_folder_reports_broken_files_by_name() {
     let d = scratch("aift");
-    digit_pngs(&d.join("img"), 3, 12);
+    digit_pngs(&d.join("img"), 3, 12, false);
     aift_on_an_image_folder(&d, &synthetic_weights(), ["two", "zero"]);
 }
 
