@@ -2,8 +2,9 @@
 //! (or one batch-norm tensor) at a time, NHWC like the inference kernels in [`crate::kernels`].
 //!
 //! Weights stay in PyTorch's layouts (`[cout, cin]` for 1x1 convolutions, `[c, 1, k, k]` for depthwise,
-//! `[cout, cin, k, k]` for the stem), so a checkpoint maps one to one. GEMMs here go through
-//! `matrixmultiply` (single-threaded, hence deterministic; it picks AVX2/FMA or AVX-512 at run time).
+//! `[cout, cin, k, k]` for the stem), so a checkpoint maps one to one. GEMMs here go through the
+//! crate's `matrixmultiply` wrapper, [`crate::linalg::gemm`] (single-threaded, hence deterministic;
+//! it picks AVX2/FMA or AVX-512 at run time).
 //! The model uses them for weight gradients and the stem; for 1x1 forward passes and input gradients
 //! it uses the inference port's packed-weight GEMM instead ([`crate::kernels::PointwiseConv`]), and
 //! [`depthwise_forward`] here is the slow reference (the model runs [`crate::kernels::DepthwiseConv`]).
@@ -14,57 +15,9 @@
 //! parallel with rayon and adds their partial sums in a fixed order, so results do not depend on the
 //! number of threads. Slice lengths are checked with `assert!` (a mismatch is a caller bug).
 
-use crate::kernels::{SimdLevel, same_padding};
-
-/// `c ← a·b + beta·c`; `a` `[m, k]` with strides `a_s = (row, col)`, `b` `[k, n]` with strides `b_s`,
-/// `c` row-major `[m, n]`. Strides make transposes free: a row-major `[r, cols]` matrix read
-/// transposed has strides `(1, cols)`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    a_s: (usize, usize),
-    b: &[f32],
-    b_s: (usize, usize),
-    beta: f32,
-    c: &mut [f32],
-) {
-    let fits = |len: usize, rows: usize, cols: usize, s: (usize, usize)| {
-        rows == 0 || cols == 0 || (rows - 1) * s.0 + (cols - 1) * s.1 < len
-    };
-    assert!(
-        fits(a.len(), m, k, a_s) && fits(b.len(), k, n, b_s) && c.len() >= m * n,
-        "sgemm: operands too short for {m}x{k}x{n}"
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        c[..m * n].iter_mut().for_each(|v| *v *= beta);
-        return;
-    }
-    // SAFETY: `fits` checked every element read lies in its slice; c holds m rows of n.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            a_s.0 as isize,
-            a_s.1 as isize,
-            b.as_ptr(),
-            b_s.0 as isize,
-            b_s.1 as isize,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
+use crate::kernels::same_padding;
+use crate::linalg::{View, gemm};
+use crate::kernels::simd::multiversion;
 
 /// 1x1 convolution forward: `y[p, o] = Σ_i x[p, i] · w[o, i]`, `x` `[pixels, cin]`, `w` `[cout, cin]`.
 pub fn pointwise_forward(x: &[f32], w: &[f32], cin: usize, cout: usize, y: &mut [f32]) {
@@ -83,7 +36,7 @@ pub fn pointwise_forward(x: &[f32], w: &[f32], cin: usize, cout: usize, y: &mut 
         p * cout,
         "pointwise_forward: output is not [{p}, {cout}]"
     );
-    sgemm(p, cin, cout, x, (cin, 1), w, (1, cin), 0.0, y);
+    gemm(p, cin, cout, View::rows(x, cin), View::transposed(w, cin), 0.0, y);
 }
 
 /// 1x1 convolution backward: accumulates `dw[o, i] += Σ_p dy[p, o] · x[p, i]` and, if `dx` is given,
@@ -118,14 +71,14 @@ pub fn pointwise_backward(
         p * cout,
         "pointwise_backward: output gradient is not [{p}, {cout}]"
     );
-    sgemm(cout, p, cin, dy, (1, cout), x, (cin, 1), 1.0, dw);
+    gemm(cout, p, cin, View::transposed(dy, cout), View::rows(x, cin), 1.0, dw);
     if let Some(dx) = dx {
         assert_eq!(
             dx.len(),
             p * cin,
             "pointwise_backward: input gradient is not [{p}, {cin}]"
         );
-        sgemm(p, cout, cin, dy, (cout, 1), w, (cin, 1), 0.0, dx);
+        gemm(p, cout, cin, View::rows(dy, cout), View::rows(w, cin), 0.0, dx);
     }
 }
 
@@ -186,33 +139,19 @@ pub fn depthwise_weight_to_taps(w: &[f32], c: usize, k: usize) -> Vec<f32> {
 /// `[k, k, c]` (see [`depthwise_weight_to_taps`]), `y` `[ho, wo, c]`. The model itself uses the
 /// vectorized inference kernel for the forward pass; this one is for tests and small shapes.
 ///
-/// Compiled for AVX-512 / AVX2+FMA and chosen at run time (see [`crate::kernels::simd_level`]); the
-/// loops are element-wise over channels, so every instruction set gives bit-identical results.
+/// Compiled per instruction set and chosen at run time ([`crate::kernels::simd`]); the loops are
+/// element-wise over channels, so every instruction set gives bit-identical results.
 pub fn depthwise_forward(x: &[f32], w_taps: &[f32], c: usize, g: ConvGeometry, y: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn avx512(x: &[f32], w_taps: &[f32], c: usize, g: ConvGeometry, y: &mut [f32]) {
-            depthwise_forward_portable(x, w_taps, c, g, y)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(x: &[f32], w_taps: &[f32], c: usize, g: ConvGeometry, y: &mut [f32]) {
-            depthwise_forward_portable(x, w_taps, c, g, y)
-        }
-        match crate::kernels::simd_level() {
-            // SAFETY: `simd_level` never reports more than the CPU has.
-            SimdLevel::Avx512 => return unsafe { avx512(x, w_taps, c, g, y) },
-            // SAFETY: as above.
-            SimdLevel::Avx2Fma => return unsafe { avx2(x, w_taps, c, g, y) },
-            SimdLevel::Scalar => {}
-        }
-    }
-    depthwise_forward_portable(x, w_taps, c, g, y)
+    depthwise_forward_with(crate::kernels::simd_level(), x, w_taps, c, g, y)
+}
+
+multiversion! {
+    fn depthwise_forward_with(x: &[f32], w_taps: &[f32], c: usize, g: ConvGeometry, y: &mut [f32]) => depthwise_forward_body
 }
 
 /// The body of [`depthwise_forward`], compiled once per instruction set by inlining into its wrappers.
 #[inline(always)]
-fn depthwise_forward_portable(x: &[f32], w_taps: &[f32], c: usize, g: ConvGeometry, y: &mut [f32]) {
+fn depthwise_forward_body(x: &[f32], w_taps: &[f32], c: usize, g: ConvGeometry, y: &mut [f32]) {
     assert_eq!(
         x.len(),
         g.h * g.w * c,
@@ -260,8 +199,8 @@ fn depthwise_forward_portable(x: &[f32], w_taps: &[f32], c: usize, g: ConvGeomet
 /// Depthwise convolution backward on one image: accumulates `dw_taps[ky, kx, c] += Σ dy · x` and, if
 /// `dx` is given, writes the input gradient `[h, w, c]` (overwritten).
 ///
-/// Compiled for AVX-512 / AVX2+FMA and chosen at run time (see [`crate::kernels::simd_level`]); the
-/// loops are element-wise over channels, so every instruction set gives bit-identical results.
+/// Compiled per instruction set and chosen at run time ([`crate::kernels::simd`]); the loops are
+/// element-wise over channels, so every instruction set gives bit-identical results.
 pub fn depthwise_backward(
     x: &[f32],
     w_taps: &[f32],
@@ -271,46 +210,16 @@ pub fn depthwise_backward(
     dw_taps: &mut [f32],
     dx: Option<&mut [f32]>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn avx512(
-            x: &[f32],
-            w_taps: &[f32],
-            dy: &[f32],
-            c: usize,
-            g: ConvGeometry,
-            dw_taps: &mut [f32],
-            dx: Option<&mut [f32]>,
-        ) {
-            depthwise_backward_portable(x, w_taps, dy, c, g, dw_taps, dx)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(
-            x: &[f32],
-            w_taps: &[f32],
-            dy: &[f32],
-            c: usize,
-            g: ConvGeometry,
-            dw_taps: &mut [f32],
-            dx: Option<&mut [f32]>,
-        ) {
-            depthwise_backward_portable(x, w_taps, dy, c, g, dw_taps, dx)
-        }
-        match crate::kernels::simd_level() {
-            // SAFETY: `simd_level` never reports more than the CPU has.
-            SimdLevel::Avx512 => return unsafe { avx512(x, w_taps, dy, c, g, dw_taps, dx) },
-            // SAFETY: as above.
-            SimdLevel::Avx2Fma => return unsafe { avx2(x, w_taps, dy, c, g, dw_taps, dx) },
-            SimdLevel::Scalar => {}
-        }
-    }
-    depthwise_backward_portable(x, w_taps, dy, c, g, dw_taps, dx)
+    depthwise_backward_with(crate::kernels::simd_level(), x, w_taps, dy, c, g, dw_taps, dx)
+}
+
+multiversion! {
+    fn depthwise_backward_with(x: &[f32], w_taps: &[f32], dy: &[f32], c: usize, g: ConvGeometry, dw_taps: &mut [f32], dx: Option<&mut [f32]>) => depthwise_backward_body
 }
 
 /// The body of [`depthwise_backward`], compiled once per instruction set by inlining into its wrappers.
 #[inline(always)]
-fn depthwise_backward_portable(
+fn depthwise_backward_body(
     x: &[f32],
     w_taps: &[f32],
     dy: &[f32],
@@ -454,7 +363,7 @@ pub fn stem_forward(
         g.wo
     );
     im2col(x, cin, g, patches);
-    sgemm(g.ho * g.wo, kk, cout, patches, (kk, 1), w, (1, kk), 0.0, y);
+    gemm(g.ho * g.wo, kk, cout, View::rows(patches, kk), View::transposed(w, kk), 0.0, y);
 }
 
 /// Stem convolution backward, weight gradient only (the image needs none): accumulates
@@ -485,7 +394,7 @@ pub fn stem_backward(
         g.wo
     );
     im2col(x, cin, g, patches);
-    sgemm(cout, p, kk, dy, (1, cout), patches, (kk, 1), 1.0, dw);
+    gemm(cout, p, kk, View::transposed(dy, cout), View::rows(patches, kk), 1.0, dw);
 }
 
 /// Rows summed in f32 before they are added to the f64 totals: short enough that f32 rounding stays
@@ -497,33 +406,19 @@ const ROWS_PER_F32_SUM: usize = 32;
 /// (the batch statistics are these summed over chunks in chunk order). Blocks of
 /// `ROWS_PER_F32_SUM` (32) rows are summed in f32 first.
 ///
-/// Compiled for AVX-512 / AVX2+FMA and chosen at run time (see [`crate::kernels::simd_level`]); the
-/// loops are element-wise over channels, so every instruction set gives bit-identical results.
+/// Compiled per instruction set and chosen at run time ([`crate::kernels::simd`]); the loops are
+/// element-wise over channels, so every instruction set gives bit-identical results.
 pub fn channel_sums(z: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn avx512(z: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
-            channel_sums_portable(z, c)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(z: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
-            channel_sums_portable(z, c)
-        }
-        match crate::kernels::simd_level() {
-            // SAFETY: `simd_level` never reports more than the CPU has.
-            SimdLevel::Avx512 => return unsafe { avx512(z, c) },
-            // SAFETY: as above.
-            SimdLevel::Avx2Fma => return unsafe { avx2(z, c) },
-            SimdLevel::Scalar => {}
-        }
-    }
-    channel_sums_portable(z, c)
+    channel_sums_with(crate::kernels::simd_level(), z, c)
+}
+
+multiversion! {
+    fn channel_sums_with(z: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) => channel_sums_body
 }
 
 /// The body of [`channel_sums`], compiled once per instruction set by inlining into its wrappers.
 #[inline(always)]
-fn channel_sums_portable(z: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
+fn channel_sums_body(z: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
     assert!(
         c > 0 && z.len().is_multiple_of(c),
         "channel_sums: tensor is not [pixels, {c}]"
@@ -549,8 +444,8 @@ fn channel_sums_portable(z: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
 /// Batch norm (with scale `gamma`, shift `beta`, the statistics `mean`, `inv_std = 1/√(σ²+ε)`) and
 /// optional ReLU6, applied to `z` `[pixels, c]` into `a`.
 ///
-/// Compiled for AVX-512 / AVX2+FMA and chosen at run time (see [`crate::kernels::simd_level`]); the
-/// loops are element-wise over channels, so every instruction set gives bit-identical results.
+/// Compiled per instruction set and chosen at run time ([`crate::kernels::simd`]); the loops are
+/// element-wise over channels, so every instruction set gives bit-identical results.
 #[allow(clippy::too_many_arguments)] // the tensor, its statistics and affine parameters, and the output
 pub fn batch_norm_forward(
     z: &[f32],
@@ -562,55 +457,17 @@ pub fn batch_norm_forward(
     relu6: bool,
     a: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[allow(clippy::too_many_arguments)] // the tensor, its statistics and affine parameters, and the output
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn avx512(
-            z: &[f32],
-            c: usize,
-            mean: &[f32],
-            inv_std: &[f32],
-            gamma: &[f32],
-            beta: &[f32],
-            relu6: bool,
-            a: &mut [f32],
-        ) {
-            batch_norm_forward_portable(z, c, mean, inv_std, gamma, beta, relu6, a)
-        }
-        #[allow(clippy::too_many_arguments)] // the tensor, its statistics and affine parameters, and the output
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(
-            z: &[f32],
-            c: usize,
-            mean: &[f32],
-            inv_std: &[f32],
-            gamma: &[f32],
-            beta: &[f32],
-            relu6: bool,
-            a: &mut [f32],
-        ) {
-            batch_norm_forward_portable(z, c, mean, inv_std, gamma, beta, relu6, a)
-        }
-        match crate::kernels::simd_level() {
-            // SAFETY: `simd_level` never reports more than the CPU has.
-            SimdLevel::Avx512 => {
-                return unsafe { avx512(z, c, mean, inv_std, gamma, beta, relu6, a) };
-            }
-            // SAFETY: as above.
-            SimdLevel::Avx2Fma => {
-                return unsafe { avx2(z, c, mean, inv_std, gamma, beta, relu6, a) };
-            }
-            SimdLevel::Scalar => {}
-        }
-    }
-    batch_norm_forward_portable(z, c, mean, inv_std, gamma, beta, relu6, a)
+    batch_norm_forward_with(crate::kernels::simd_level(), z, c, mean, inv_std, gamma, beta, relu6, a)
+}
+
+multiversion! {
+    fn batch_norm_forward_with(z: &[f32], c: usize, mean: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32], relu6: bool, a: &mut [f32]) => batch_norm_forward_body
 }
 
 /// The body of [`batch_norm_forward`], compiled once per instruction set by inlining into its wrappers.
 #[allow(clippy::too_many_arguments)] // the tensor, its statistics and affine parameters, and the output
 #[inline(always)]
-fn batch_norm_forward_portable(
+fn batch_norm_forward_body(
     z: &[f32],
     c: usize,
     mean: &[f32],
@@ -644,8 +501,8 @@ fn batch_norm_forward_portable(
 /// and returns its per-channel partial sums `(Σ dy, Σ dy·x̂)` with `x̂ = (z − mean)·inv_std`: these are
 /// the gradients of `beta` and `gamma`, and what training-mode backward needs.
 ///
-/// Compiled for AVX-512 / AVX2+FMA and chosen at run time (see [`crate::kernels::simd_level`]); the
-/// loops are element-wise over channels, so every instruction set gives bit-identical results.
+/// Compiled per instruction set and chosen at run time ([`crate::kernels::simd`]); the loops are
+/// element-wise over channels, so every instruction set gives bit-identical results.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward_sums(
     z: &[f32],
@@ -657,55 +514,17 @@ pub fn batch_norm_backward_sums(
     relu6: bool,
     da: &mut [f32],
 ) -> (Vec<f64>, Vec<f64>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[allow(clippy::too_many_arguments)]
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn avx512(
-            z: &[f32],
-            c: usize,
-            mean: &[f32],
-            inv_std: &[f32],
-            gamma: &[f32],
-            beta: &[f32],
-            relu6: bool,
-            da: &mut [f32],
-        ) -> (Vec<f64>, Vec<f64>) {
-            batch_norm_backward_sums_portable(z, c, mean, inv_std, gamma, beta, relu6, da)
-        }
-        #[allow(clippy::too_many_arguments)]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(
-            z: &[f32],
-            c: usize,
-            mean: &[f32],
-            inv_std: &[f32],
-            gamma: &[f32],
-            beta: &[f32],
-            relu6: bool,
-            da: &mut [f32],
-        ) -> (Vec<f64>, Vec<f64>) {
-            batch_norm_backward_sums_portable(z, c, mean, inv_std, gamma, beta, relu6, da)
-        }
-        match crate::kernels::simd_level() {
-            // SAFETY: `simd_level` never reports more than the CPU has.
-            SimdLevel::Avx512 => {
-                return unsafe { avx512(z, c, mean, inv_std, gamma, beta, relu6, da) };
-            }
-            // SAFETY: as above.
-            SimdLevel::Avx2Fma => {
-                return unsafe { avx2(z, c, mean, inv_std, gamma, beta, relu6, da) };
-            }
-            SimdLevel::Scalar => {}
-        }
-    }
-    batch_norm_backward_sums_portable(z, c, mean, inv_std, gamma, beta, relu6, da)
+    batch_norm_backward_sums_with(crate::kernels::simd_level(), z, c, mean, inv_std, gamma, beta, relu6, da)
+}
+
+multiversion! {
+    fn batch_norm_backward_sums_with(z: &[f32], c: usize, mean: &[f32], inv_std: &[f32], gamma: &[f32], beta: &[f32], relu6: bool, da: &mut [f32]) -> (Vec<f64>, Vec<f64>) => batch_norm_backward_sums_body
 }
 
 /// The body of [`batch_norm_backward_sums`], compiled once per instruction set by inlining into its wrappers.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn batch_norm_backward_sums_portable(
+fn batch_norm_backward_sums_body(
     z: &[f32],
     c: usize,
     mean: &[f32],
@@ -768,8 +587,8 @@ fn batch_norm_backward_sums_portable(
 /// Training mode (batch statistics over `count` values per channel, `dbeta`/`dgamma` the batch sums):
 /// `dz = γ·inv_std·(dy − Σdy/count − x̂·Σ(dy·x̂)/count)`; frozen mode (`batch = None`): `dz = γ·inv_std·dy`.
 ///
-/// Compiled for AVX-512 / AVX2+FMA and chosen at run time (see [`crate::kernels::simd_level`]); the
-/// loops are element-wise over channels, so every instruction set gives bit-identical results.
+/// Compiled per instruction set and chosen at run time ([`crate::kernels::simd`]); the loops are
+/// element-wise over channels, so every instruction set gives bit-identical results.
 pub fn batch_norm_backward_apply(
     z: &[f32],
     c: usize,
@@ -779,46 +598,16 @@ pub fn batch_norm_backward_apply(
     batch: Option<(&[f32], &[f32], usize)>,
     dy: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        unsafe fn avx512(
-            z: &[f32],
-            c: usize,
-            mean: &[f32],
-            inv_std: &[f32],
-            gamma: &[f32],
-            batch: Option<(&[f32], &[f32], usize)>,
-            dy: &mut [f32],
-        ) {
-            batch_norm_backward_apply_portable(z, c, mean, inv_std, gamma, batch, dy)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(
-            z: &[f32],
-            c: usize,
-            mean: &[f32],
-            inv_std: &[f32],
-            gamma: &[f32],
-            batch: Option<(&[f32], &[f32], usize)>,
-            dy: &mut [f32],
-        ) {
-            batch_norm_backward_apply_portable(z, c, mean, inv_std, gamma, batch, dy)
-        }
-        match crate::kernels::simd_level() {
-            // SAFETY: `simd_level` never reports more than the CPU has.
-            SimdLevel::Avx512 => return unsafe { avx512(z, c, mean, inv_std, gamma, batch, dy) },
-            // SAFETY: as above.
-            SimdLevel::Avx2Fma => return unsafe { avx2(z, c, mean, inv_std, gamma, batch, dy) },
-            SimdLevel::Scalar => {}
-        }
-    }
-    batch_norm_backward_apply_portable(z, c, mean, inv_std, gamma, batch, dy)
+    batch_norm_backward_apply_with(crate::kernels::simd_level(), z, c, mean, inv_std, gamma, batch, dy)
+}
+
+multiversion! {
+    fn batch_norm_backward_apply_with(z: &[f32], c: usize, mean: &[f32], inv_std: &[f32], gamma: &[f32], batch: Option<(&[f32], &[f32], usize)>, dy: &mut [f32]) => batch_norm_backward_apply_body
 }
 
 /// The body of [`batch_norm_backward_apply`], compiled once per instruction set by inlining into its wrappers.
 #[inline(always)]
-fn batch_norm_backward_apply_portable(
+fn batch_norm_backward_apply_body(
     z: &[f32],
     c: usize,
     mean: &[f32],
@@ -890,7 +679,7 @@ pub fn linear_forward(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     for row in y.chunks_exact_mut(out) {
         row.copy_from_slice(b);
     }
-    sgemm(n, inp, out, x, (inp, 1), w, (1, inp), 1.0, y);
+    gemm(n, inp, out, View::rows(x, inp), View::transposed(w, inp), 1.0, y);
 }
 
 /// Linear layer backward: `dw = dyᵀ·x`, `db = Σ_n dy` (both overwritten), `dx = dy·w` if given.
@@ -915,7 +704,7 @@ pub fn linear_backward(
         w.len(),
         "linear_backward: weight gradient is not [{out}, {inp}]"
     );
-    sgemm(out, n, inp, dy, (1, out), x, (inp, 1), 0.0, dw);
+    gemm(out, n, inp, View::transposed(dy, out), View::rows(x, inp), 0.0, dw);
     db.fill(0.0);
     for row in dy.chunks_exact(out) {
         for (d, v) in db.iter_mut().zip(row) {
@@ -928,7 +717,7 @@ pub fn linear_backward(
             n * inp,
             "linear_backward: input gradient is not [{n}, {inp}]"
         );
-        sgemm(n, out, inp, dy, (out, 1), w, (inp, 1), 0.0, dx);
+        gemm(n, out, inp, View::rows(dy, out), View::rows(w, inp), 0.0, dx);
     }
 }
 

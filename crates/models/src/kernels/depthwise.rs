@@ -120,7 +120,7 @@ impl DepthwiseConv {
 }
 
 multiversion! {
-    fn depthwise_with(g: Geometry, input: &[f32], weight: &[f32], bias: &[f32], bounds: (f32, f32), out: &mut [f32]) => depthwise_kernel
+    fn depthwise_with(g: Geometry, input: &[f32], weight: &[f32], bias: &[f32], bounds: (f32, f32), out: &mut [f32]) => depthwise_kernel::<V>
 }
 
 /// Output pixels computed together along a row: they share each weight load, and with [`VECS`] vectors

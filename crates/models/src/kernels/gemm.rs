@@ -18,7 +18,9 @@
 //! each weight panel (`k x NR`) is swept over all rows of the chunk in `MR`-row micro-tiles, so the
 //! panel stays in L1/L2 while the activation rows it meets are L2-resident.
 
-use super::simd::{F32x, Scalar, SimdLevel};
+#[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512};
+use super::simd::{F32x, Scalar, SimdLevel, multiversion};
 
 /// Target size of the activation rows one chunk reads.
 const ROW_CHUNK_BYTES: usize = 512 * 1024;
@@ -57,7 +59,7 @@ impl PackedWeights {
         assert_eq!(w.len(), k * n, "PackedWeights: weight is not [{k}, {n}]");
         assert_eq!(bias.len(), n, "PackedWeights: bias is not [{n}]");
         assert!(k > 0 && n > 0, "PackedWeights: empty matrix");
-        let level = level.min(super::simd::detect());
+        let level = level.min(SimdLevel::detect());
         let (_, nv, lanes) = tile(level);
         let nr = nv * lanes;
         let panels = n.div_ceil(nr);
@@ -93,26 +95,54 @@ impl PackedWeights {
         if m == 0 {
             return;
         }
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn avx512(p: &PackedWeights, a: &[f32], b: (f32, f32), r: Option<&[f32]>, o: &mut [f32]) {
-                unsafe { driver::<super::simd::Avx512, { AVX512_TILE.0 }, { AVX512_TILE.1 }>(p, a, b, r, o) }
-            }
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2(p: &PackedWeights, a: &[f32], b: (f32, f32), r: Option<&[f32]>, o: &mut [f32]) {
-                unsafe { driver::<super::simd::Avx2, { AVX2_TILE.0 }, { AVX2_TILE.1 }>(p, a, b, r, o) }
-            }
-            match self.level {
-                // SAFETY: `new` capped the level at what `detect` found on this CPU.
-                SimdLevel::Avx512 => return unsafe { avx512(self, a, bounds, residual, out) },
-                // SAFETY: as above.
-                SimdLevel::Avx2Fma => return unsafe { avx2(self, a, bounds, residual, out) },
-                SimdLevel::Scalar => {}
-            }
-        }
-        // SAFETY: the scalar path needs no instruction set.
-        unsafe { driver::<Scalar, { SCALAR_TILE.0 }, { SCALAR_TILE.1 }>(self, a, bounds, residual, out) }
+        gemm_with(self.level, self, a, bounds, residual, out);
+    }
+}
+
+multiversion! {
+    /// [`PackedWeights::gemm`] on the instruction set the weights were packed for.
+    fn gemm_with(p: &PackedWeights, a: &[f32], bounds: (f32, f32), residual: Option<&[f32]>, out: &mut [f32]) => driver_for::<V>
+}
+
+/// [`driver`] with the register tile of `V`'s instruction set, the tile [`tile`] packed the weights
+/// for.
+///
+/// # Safety
+/// As [`driver`].
+#[inline(always)]
+unsafe fn driver_for<V: Tiled>(p: &PackedWeights, a: &[f32], bounds: (f32, f32), residual: Option<&[f32]>, out: &mut [f32]) {
+    unsafe { V::drive(p, a, bounds, residual, out) }
+}
+
+/// A vector type with its register tile.
+trait Tiled: F32x {
+    /// [`driver`] with this type's tile.
+    ///
+    /// # Safety
+    /// As [`driver`].
+    unsafe fn drive(p: &PackedWeights, a: &[f32], bounds: (f32, f32), residual: Option<&[f32]>, out: &mut [f32]);
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tiled for Avx512 {
+    #[inline(always)]
+    unsafe fn drive(p: &PackedWeights, a: &[f32], bounds: (f32, f32), residual: Option<&[f32]>, out: &mut [f32]) {
+        unsafe { driver::<Self, { AVX512_TILE.0 }, { AVX512_TILE.1 }>(p, a, bounds, residual, out) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Tiled for Avx2 {
+    #[inline(always)]
+    unsafe fn drive(p: &PackedWeights, a: &[f32], bounds: (f32, f32), residual: Option<&[f32]>, out: &mut [f32]) {
+        unsafe { driver::<Self, { AVX2_TILE.0 }, { AVX2_TILE.1 }>(p, a, bounds, residual, out) }
+    }
+}
+
+impl Tiled for Scalar {
+    #[inline(always)]
+    unsafe fn drive(p: &PackedWeights, a: &[f32], bounds: (f32, f32), residual: Option<&[f32]>, out: &mut [f32]) {
+        unsafe { driver::<Self, { SCALAR_TILE.0 }, { SCALAR_TILE.1 }>(p, a, bounds, residual, out) }
     }
 }
 

@@ -23,7 +23,7 @@
 //! these loops are written by hand.
 
 use super::params::ParamBuilder;
-use super::simd::{Isa, Vf32, multiversion};
+use crate::kernels::simd::{F32x, Portable8, SimdLevel, multiversion};
 use std::ops::Range;
 
 /// Kernel size.
@@ -153,7 +153,7 @@ impl Conv2d {
     }
 
     /// `y[o][s][q] = b[o] + Σ_tap W[o][tap]·x[s][shift(tap) + q]` for a chunk of `s` samples.
-    pub fn forward(&self, isa: Isa, p: &[f32], x: &[f32], s: usize, y: &mut [f32]) {
+    pub fn forward(&self, isa: SimdLevel, p: &[f32], x: &[f32], s: usize, y: &mut [f32]) {
         let (w, b) = (&p[self.weight.clone()], &p[self.bias.clone()]);
         let ntaps = self.cin * K * K;
         let block = block_size(self.cout);
@@ -183,7 +183,7 @@ impl Conv2d {
     /// gradients, writes `dx` (`[s][cin][dx_plane]`, padded positions included). `dy` is in the
     /// [`Conv2d::dy_layout`]; `x` is the forward input.
     #[allow(clippy::too_many_arguments)]
-    pub fn backward(&self, isa: Isa, p: &[f32], grads: &mut [f32], x: &[f32], dy: &[f32], s: usize, dx: Option<&mut [f32]>) {
+    pub fn backward(&self, isa: SimdLevel, p: &[f32], grads: &mut [f32], x: &[f32], dy: &[f32], s: usize, dx: Option<&mut [f32]>) {
         let (margin, plane) = self.dy_layout();
         let (np, stride, ntaps) = (self.npos_pad(), self.in_stride(), self.cin * K * K);
         assert!(x.len() >= s * stride && dy.len() >= self.dy_len(s), "convolution buffers too short");
@@ -243,11 +243,11 @@ struct Geometry<'a> {
 
 multiversion! {
     /// The forward pass of sample `si` (input `x`, one sample) into `y[o][si][..]`.
-    fn conv_forward(x: &[f32], wt: &[f32], bt: &[f32], g: &Geometry, si: usize, y: &mut [f32]) => conv_forward_kernel
+    fn conv_forward(x: &[f32], wt: &[f32], bt: &[f32], g: &Geometry, si: usize, y: &mut [f32]) => conv_forward_kernel::<V>, portable: Portable8
 }
 
 #[inline(always)]
-fn conv_forward_kernel<V: Vf32>(x: &[f32], wt: &[f32], bt: &[f32], g: &Geometry, si: usize, y: &mut [f32]) {
+fn conv_forward_kernel<V: F32x>(x: &[f32], wt: &[f32], bt: &[f32], g: &Geometry, si: usize, y: &mut [f32]) {
     match g.block {
         4 => forward_tiles::<V, 4>(x, wt, bt, g, si, y),
         6 => forward_tiles::<V, 6>(x, wt, bt, g, si, y),
@@ -258,7 +258,7 @@ fn conv_forward_kernel<V: Vf32>(x: &[f32], wt: &[f32], bt: &[f32], g: &Geometry,
 /// Per tile of `B` output channels × one vector of positions: `B` accumulators start at the
 /// biases, and each tap adds one shifted input vector times `B` broadcast weights.
 #[inline(always)]
-fn forward_tiles<V: Vf32, const B: usize>(x: &[f32], wt: &[f32], bt: &[f32], g: &Geometry, si: usize, y: &mut [f32]) {
+fn forward_tiles<V: F32x, const B: usize>(x: &[f32], wt: &[f32], bt: &[f32], g: &Geometry, si: usize, y: &mut [f32]) {
     let ntaps = g.shifts.len();
     let blocks = g.cout.div_ceil(B);
     let max_shift = g.shifts.iter().copied().max().unwrap_or(0);
@@ -270,7 +270,7 @@ fn forward_tiles<V: Vf32, const B: usize>(x: &[f32], wt: &[f32], bt: &[f32], g: 
         for q0 in (0..g.np).step_by(V::LANES) {
             // SAFETY: the asserts above bound every load (q0 + shift + LANES ≤ np + max_shift ≤
             // x.len()) and store (channel < cout, position < np); V's instruction set is enabled
-            // by the multiversion wrapper.
+            // by the multiversion! wrapper.
             unsafe {
                 let mut acc = [V::zero(); B];
                 for (j, a) in acc.iter_mut().enumerate() {
@@ -280,7 +280,7 @@ fn forward_tiles<V: Vf32, const B: usize>(x: &[f32], wt: &[f32], bt: &[f32], g: 
                     let xv = V::load(x.as_ptr().add(q0 + shift));
                     let w = wb.as_ptr().add(t * B);
                     for (j, a) in acc.iter_mut().enumerate() {
-                        *a = V::fmadd(V::splat(*w.add(j)), xv, *a);
+                        *a = V::mul_add(V::splat(*w.add(j)), xv, *a);
                     }
                 }
                 for (j, a) in acc.iter().enumerate().take(channels) {
@@ -294,11 +294,11 @@ fn forward_tiles<V: Vf32, const B: usize>(x: &[f32], wt: &[f32], bt: &[f32], g: 
 multiversion! {
     /// `dw[o][tap] = Σ_s Σ_q dy[o][s][q]·x[s][shift(tap) + q]` over the whole chunk.
     #[allow(clippy::too_many_arguments)]
-    fn conv_weight_grad(x: &[f32], stride: usize, dy: &[f32], margin: usize, plane: usize, g: &Geometry, dw: &mut [f32]) => conv_weight_grad_kernel
+    fn conv_weight_grad(x: &[f32], stride: usize, dy: &[f32], margin: usize, plane: usize, g: &Geometry, dw: &mut [f32]) => conv_weight_grad_kernel::<V>, portable: Portable8
 }
 
 #[inline(always)]
-fn conv_weight_grad_kernel<V: Vf32>(x: &[f32], stride: usize, dy: &[f32], margin: usize, plane: usize, g: &Geometry, dw: &mut [f32]) {
+fn conv_weight_grad_kernel<V: F32x>(x: &[f32], stride: usize, dy: &[f32], margin: usize, plane: usize, g: &Geometry, dw: &mut [f32]) {
     // 4 channels x 5 taps = 20 accumulators on AVX-512 (32 registers), 2 x 5 on AVX2 (16).
     if V::LANES >= 16 {
         weight_grad_tiles::<V, 4>(x, stride, dy, margin, plane, g, dw)
@@ -308,7 +308,7 @@ fn conv_weight_grad_kernel<V: Vf32>(x: &[f32], stride: usize, dy: &[f32], margin
 }
 
 #[inline(always)]
-fn weight_grad_tiles<V: Vf32, const OB: usize>(x: &[f32], stride: usize, dy: &[f32], margin: usize, plane: usize, g: &Geometry, dw: &mut [f32]) {
+fn weight_grad_tiles<V: F32x, const OB: usize>(x: &[f32], stride: usize, dy: &[f32], margin: usize, plane: usize, g: &Geometry, dw: &mut [f32]) {
     let ntaps = g.shifts.len();
     let max_shift = g.shifts.iter().copied().max().unwrap_or(0);
     assert!(x.len() >= (g.s - 1) * stride + max_shift + g.np && stride >= max_shift + g.np);
@@ -333,7 +333,7 @@ fn weight_grad_tiles<V: Vf32, const OB: usize>(x: &[f32], stride: usize, dy: &[f
                         for kx in 0..K {
                             let xv = V::load(xs.add(q0 + kx));
                             for (a, &dj) in acc.iter_mut().zip(&d) {
-                                a[kx] = V::fmadd(dj, xv, a[kx]);
+                                a[kx] = V::mul_add(dj, xv, a[kx]);
                             }
                         }
                     }
@@ -370,11 +370,11 @@ struct InputGrad<'a> {
 
 multiversion! {
     /// `dx[c][p] = Σ_o Σ_(ky,kx) W[o][c][ky][kx]·dy[o][p − ky·wp − kx]` for sample `si`.
-    fn conv_input_grad(dy: &[f32], g: &InputGrad, si: usize, dx: &mut [f32]) => conv_input_grad_kernel
+    fn conv_input_grad(dy: &[f32], g: &InputGrad, si: usize, dx: &mut [f32]) => conv_input_grad_kernel::<V>, portable: Portable8
 }
 
 #[inline(always)]
-fn conv_input_grad_kernel<V: Vf32>(dy: &[f32], g: &InputGrad, si: usize, dx: &mut [f32]) {
+fn conv_input_grad_kernel<V: F32x>(dy: &[f32], g: &InputGrad, si: usize, dx: &mut [f32]) {
     match g.block {
         4 => input_grad_tiles::<V, 4>(dy, g, si, dx),
         6 => input_grad_tiles::<V, 6>(dy, g, si, dx),
@@ -385,7 +385,7 @@ fn conv_input_grad_kernel<V: Vf32>(dy: &[f32], g: &InputGrad, si: usize, dx: &mu
 /// Per tile of `B` input channels × one vector of input positions: every output channel and
 /// kernel offset adds one shifted output-gradient vector times `B` broadcast weights.
 #[inline(always)]
-fn input_grad_tiles<V: Vf32, const B: usize>(dy: &[f32], g: &InputGrad, si: usize, dx: &mut [f32]) {
+fn input_grad_tiles<V: F32x, const B: usize>(dy: &[f32], g: &InputGrad, si: usize, dx: &mut [f32]) {
     let reach = (K - 1) * g.wp + K - 1;
     let blocks = g.cin.div_ceil(B);
     assert!(g.margin >= reach && g.plane >= g.margin + g.dx_plane && g.dx_plane.is_multiple_of(V::LANES));
@@ -396,7 +396,7 @@ fn input_grad_tiles<V: Vf32, const B: usize>(dy: &[f32], g: &InputGrad, si: usiz
         for p0 in (0..g.dx_plane).step_by(V::LANES) {
             // SAFETY: reads dy[o][si][margin + p0 − shift .. + LANES] with shift ≤ reach ≤ margin
             // and p0 + LANES ≤ dx_plane ≤ plane − margin; stores within dx (asserted above); V's
-            // instruction set is enabled by the multiversion wrapper.
+            // instruction set is enabled by the multiversion! wrapper.
             unsafe {
                 let mut acc = [V::zero(); B];
                 for o in 0..g.cout {
@@ -407,7 +407,7 @@ fn input_grad_tiles<V: Vf32, const B: usize>(dy: &[f32], g: &InputGrad, si: usiz
                             let dv = V::load(d.sub(ky * g.wp + kx));
                             let wr = w.add((ky * K + kx) * B);
                             for (j, a) in acc.iter_mut().enumerate() {
-                                *a = V::fmadd(V::splat(*wr.add(j)), dv, *a);
+                                *a = V::mul_add(V::splat(*wr.add(j)), dv, *a);
                             }
                         }
                     }

@@ -20,7 +20,7 @@ pub(crate) struct MaskKey {
     pub counter: u64,
 }
 
-use super::simd::{Isa, Vf32, multiversion};
+use crate::kernels::simd::{multiversion, simd_level};
 
 /// SplitMix64's finalizer: a bijective 64-bit mix.
 fn mix(mut z: u64) -> u64 {
@@ -51,7 +51,7 @@ impl MaskKey {
         // Keep when a uniform 32-bit number is ≥ p·2³² (exact to 2⁻³²).
         let threshold = (p as f64 * 4_294_967_296.0).min(u32::MAX as f64) as u32;
         let keep = 1.0 / (1.0 - p);
-        fill_mask(Isa::detect(), k1, k2, threshold, keep, mask);
+        fill_mask(simd_level(), k1, k2, threshold, keep, mask);
     }
 }
 
@@ -62,7 +62,7 @@ multiversion! {
 }
 
 #[inline(always)]
-fn fill_mask_kernel<V: Vf32>(k1: u32, k2: u32, threshold: u32, keep: f32, mask: &mut [f32]) {
+fn fill_mask_kernel(k1: u32, k2: u32, threshold: u32, keep: f32, mask: &mut [f32]) {
     for (j, m) in mask.iter_mut().enumerate() {
         let u = hash32(hash32((j as u32).wrapping_mul(0x9e37_79b9) ^ k1) ^ k2);
         *m = if u >= threshold { keep } else { 0.0 };
@@ -72,6 +72,7 @@ fn fill_mask_kernel<V: Vf32>(k1: u32, k2: u32, threshold: u32, keep: f32, mask: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::SimdLevel;
 
     #[test]
     fn masks_keep_about_one_minus_p_and_scale_the_kept() {
@@ -91,8 +92,8 @@ mod tests {
     #[test]
     fn every_instruction_set_draws_the_same_mask() {
         let mut want = vec![0f32; 1000];
-        fill_mask(Isa::Portable, 5, 6, 1 << 31, 2.0, &mut want);
-        for isa in Isa::available() {
+        fill_mask(SimdLevel::Scalar, 5, 6, 1 << 31, 2.0, &mut want);
+        for isa in SimdLevel::available() {
             let mut m = vec![0f32; 1000];
             fill_mask(isa, 5, 6, 1 << 31, 2.0, &mut m);
             assert_eq!(m, want, "{isa:?}");

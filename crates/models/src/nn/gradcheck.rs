@@ -12,7 +12,7 @@ use super::loss::cross_entropy;
 use super::net::{Net, NetSpec};
 use super::params::ParamBuilder;
 use super::pool::{Pool, PoolOut};
-use super::simd::Isa;
+use crate::kernels::SimdLevel;
 use quarry_core::seeded_rng;
 use rand::Rng;
 
@@ -98,7 +98,7 @@ fn naive_conv(x: &[f32], w: &[f32], b: &[f32], s: usize, (cin, cout, k): (usize,
 /// Forward against the definition, backward against finite differences, for one geometry and
 /// every instruction set this CPU has.
 fn check_conv(cin: usize, cout: usize, (h, w): (usize, usize), pad: usize, s: usize) {
-    for isa in Isa::available() {
+    for isa in SimdLevel::available() {
         let mut b = ParamBuilder::default();
         let input_grad = cin > 1;
         let conv = Conv2d::new(&mut b, "conv", (cin, cout), (h, w), pad, input_grad);

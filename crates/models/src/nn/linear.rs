@@ -1,6 +1,6 @@
 //! Fully connected layer `y = x·Wᵀ + b`, with `W` `[out, in]` as in PyTorch.
 
-use super::gemm::{View, gemm};
+use crate::linalg::{View, gemm};
 use super::params::ParamBuilder;
 use std::ops::Range;
 

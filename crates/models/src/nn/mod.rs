@@ -36,10 +36,16 @@
 //! they do not depend on how the batch was split either. The same seed therefore gives
 //! bit-identical weights with 1 or 16 rayon threads (on one machine: the SIMD kernels chosen at
 //! run time may round differently on another CPU).
+//!
+//! # Instruction sets
+//!
+//! The convolutions and dropout masks dispatch through the crate's one run-time choice,
+//! [`crate::kernels::simd`]: a network starts on [`crate::kernels::simd_level`] (the CPU's best,
+//! lowered by `QUARRY_SIMD=avx2|scalar`), and [`Net::set_isa`] picks another level for tests and
+//! benchmarks. [`simd::Isa`] is that level's old name here.
 
 mod conv;
 mod dropout;
-mod gemm;
 #[cfg(test)]
 mod gradcheck;
 mod learner;

@@ -7,7 +7,7 @@ use super::linear::Linear;
 use super::loss::{cross_entropy, softmax_rows};
 use super::params::{ParamBuilder, ParamSet};
 use super::pool::{Pool, PoolOut};
-use super::simd::Isa;
+use crate::kernels::simd::{SimdLevel, simd_level};
 use quarry_core::{Error, Result};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -88,7 +88,7 @@ pub struct Net {
     /// `dropout_before[l]`: head layer `l` reads its input through dropout (when `p > 0`).
     dropout_before: Vec<bool>,
     params: ParamSet,
-    isa: Isa,
+    isa: SimdLevel,
 }
 
 /// Scratch of the trunk for one chunk (the names follow LeNet-5; each buffer grows to the largest
@@ -207,7 +207,7 @@ impl Net {
                 (Trunk::Identity, head, vec![false, true])
             }
         };
-        Ok(Net { spec, trunk, head, dropout_before, params: b.init(seed), isa: Isa::detect() })
+        Ok(Net { spec, trunk, head, dropout_before, params: b.init(seed), isa: simd_level() })
     }
 
     pub fn spec(&self) -> &NetSpec {
@@ -234,12 +234,12 @@ impl Net {
         self.head[0].inputs
     }
     /// The instruction set the hand-written kernels use.
-    pub fn isa(&self) -> Isa {
+    pub fn isa(&self) -> SimdLevel {
         self.isa
     }
     /// Runs the hand-written kernels with `isa` instead (for tests and benchmarks; a level
     /// this CPU lacks falls back to the best it has).
-    pub fn set_isa(&mut self, isa: Isa) {
+    pub fn set_isa(&mut self, isa: SimdLevel) {
         self.isa = isa;
     }
 
