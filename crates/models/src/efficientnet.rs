@@ -449,13 +449,8 @@ pub fn predict_top_k(model: &EfficientNetLite0, images: &[PathBuf], k: usize) ->
     Ok(results)
 }
 
-/// Softmax of one row of logits (shifted by the maximum, summed in f64).
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f64> = logits.iter().map(|&z| ((z - max) as f64).exp()).collect();
-    let sum: f64 = exp.iter().sum();
-    exp.iter().map(|&e| (e / sum) as f32).collect()
-}
+/// Softmax of one row of logits (shifted by the maximum, summed in f64): see [`crate::softmax`].
+pub use crate::softmax::softmax_row_f64 as softmax;
 
 /// The `k` largest entries as `(index, value)`, largest first; ties go to the smaller index.
 pub fn top_k(values: &[f32], k: usize) -> Vec<(usize, f32)> {

@@ -124,7 +124,7 @@ impl EfficientNetLearner {
 
     /// Softmax of logits `[n, classes]`, in place, returned.
     fn softmax_rows(mut z: Vec<f32>, classes: usize) -> Vec<f32> {
-        crate::nn::loss::softmax_rows(&mut z, classes);
+        crate::softmax::softmax_rows(&mut z, classes);
         z
     }
 

@@ -8,6 +8,7 @@ pub mod committee;
 pub mod lbfgs;
 pub mod linalg;
 pub mod logistic;
+pub mod softmax;
 
 pub use committee::{Committee, CommitteeKind};
 pub use logistic::{LogisticRegression, LogisticRegressionLearner, LogisticRegressionParams, gradient_embedding};

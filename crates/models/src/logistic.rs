@@ -8,7 +8,7 @@
 //! where L-BFGS started; [`LogisticRegressionLearner`] therefore warm-starts from the previous
 //! round's weights (continuous fine-tuning) and only pays for the change the new labels make.
 
-use crate::{lbfgs, linalg};
+use crate::{lbfgs, linalg, softmax};
 use quarry_core::{Error, Learner, Matrix, Probabilities, Result};
 
 /// Checked hyper-parameters. Build with [`LogisticRegressionParams::new`] and the setters; every
@@ -113,9 +113,7 @@ impl LogisticRegressionParams {
                         logits[j] = zi[j] + b[j];
                     }
                 }
-                let mx = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = logits.iter().map(|l| (l - mx).exp()).sum();
-                let lse = mx + sum.ln();
+                let lse = softmax::log_sum_exp(&logits);
                 loss += lse - logits[yc[i]];
                 if binary {
                     zi[0] = (logits[1] - lse).exp() - (yc[i] == 1) as u8 as f64;
@@ -199,8 +197,7 @@ impl LogisticRegression {
                         logits[j] = zr[j] as f64 + self.b[j];
                     }
                 }
-                let mx = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = logits.iter().map(|l| (l - mx).exp()).sum();
+                let (mx, sum) = softmax::shifted_exp_sum(&logits);
                 let row = &mut out[(start + r) * self.n_classes..(start + r + 1) * self.n_classes];
                 for (j, &c) in self.present.iter().enumerate() {
                     row[c as usize] = ((logits[j] - mx).exp() / sum) as f32;

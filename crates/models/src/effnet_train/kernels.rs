@@ -721,37 +721,9 @@ pub fn linear_backward(
     }
 }
 
-/// Mean softmax cross-entropy of `logits` `[n, classes]` against `labels`, and its gradient
-/// `(softmax − onehot)/n` written to `dlogits`. Sums in f64.
-pub fn cross_entropy(logits: &[f32], labels: &[usize], classes: usize, dlogits: &mut [f32]) -> f32 {
-    let n = labels.len();
-    assert_eq!(
-        logits.len(),
-        n * classes,
-        "cross_entropy: logits are not [{n}, {classes}]"
-    );
-    assert_eq!(
-        dlogits.len(),
-        logits.len(),
-        "cross_entropy: gradient is not [{n}, {classes}]"
-    );
-    let mut loss = 0.0f64;
-    for ((row, d), &y) in logits
-        .chunks_exact(classes)
-        .zip(dlogits.chunks_exact_mut(classes))
-        .zip(labels)
-    {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let sum: f64 = row.iter().map(|&z| (z as f64 - max).exp()).sum();
-        let log_sum = sum.ln() + max;
-        loss += log_sum - row[y] as f64;
-        for (j, (g, &z)) in d.iter_mut().zip(row).enumerate() {
-            let p = (z as f64 - log_sum).exp();
-            *g = ((p - if j == y { 1.0 } else { 0.0 }) / n as f64) as f32;
-        }
-    }
-    (loss / n.max(1) as f64) as f32
-}
+/// Mean softmax cross-entropy and its gradient `(softmax − onehot)/n` (f64 sums): see
+/// [`crate::softmax`], where every softmax variant of the crate lives.
+pub use crate::softmax::cross_entropy_mean as cross_entropy;
 
 /// A counter-based uniform number in `[0, 1)` from `(seed, a, b, c)` (splitmix64 of a mix): dropout
 /// masks keyed by (seed, step, sample, feature) do not depend on how work is split over threads.

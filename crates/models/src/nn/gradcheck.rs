@@ -8,7 +8,7 @@
 use super::conv::Conv2d;
 use super::dropout::{MaskKey, Purpose};
 use super::linear::Linear;
-use super::loss::cross_entropy;
+use crate::softmax::cross_entropy_rows;
 use super::net::{Net, NetSpec};
 use super::params::ParamBuilder;
 use super::pool::{Pool, PoolOut};
@@ -223,18 +223,18 @@ fn cross_entropy_gradient_matches_finite_differences() {
     let z = random(rows * k, 8);
     let y = [2u32, 0, 3];
     let mut g = z.clone();
-    let loss0 = cross_entropy(&mut g, &y, k, 0.5);
+    let loss0 = cross_entropy_rows(&mut g, &y, k, 0.5);
     for i in 0..z.len() {
         let num = central(z[i], 1e-2, |v| {
             let mut q = z.clone();
             q[i] = v;
-            cross_entropy(&mut q, &y, k, 1.0) * 0.5
+            cross_entropy_rows(&mut q, &y, k, 1.0) * 0.5
         });
         assert_close(&format!("logit {i}"), g[i] as f64, num, 1e-3);
     }
     // Uniform logits: the loss is ln k per row.
     let mut flat = vec![0.3f32; rows * k];
-    assert!((cross_entropy(&mut flat, &y, k, 1.0) - 3.0 * (k as f64).ln()).abs() < 1e-5);
+    assert!((cross_entropy_rows(&mut flat, &y, k, 1.0) - 3.0 * (k as f64).ln()).abs() < 1e-5);
     assert!(loss0 > 0.0);
 }
 

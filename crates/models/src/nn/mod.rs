@@ -50,7 +50,6 @@ mod dropout;
 mod gradcheck;
 mod learner;
 mod linear;
-pub(crate) mod loss;
 mod net;
 mod optim;
 mod params;

@@ -4,7 +4,7 @@
 use super::conv::Conv2d;
 use super::dropout::{MaskKey, Purpose};
 use super::linear::Linear;
-use super::loss::{cross_entropy, softmax_rows};
+use crate::softmax::{cross_entropy_rows, softmax_rows};
 use super::params::{ParamBuilder, ParamSet};
 use super::pool::{Pool, PoolOut};
 use crate::kernels::simd::{SimdLevel, simd_level};
@@ -416,7 +416,7 @@ impl Net {
         let last = self.head.len() - 1;
         let dz = grow(&mut head.dz, s * k);
         dz.copy_from_slice(&head.outputs[last][..s * k]);
-        let loss = cross_entropy(dz, y, k, scale);
+        let loss = cross_entropy_rows(dz, y, k, scale);
         let needs_dfeat = !matches!(self.trunk, Trunk::Identity);
         self.head_backward(s, needs_dfeat, grads, head);
         if needs_dfeat {
