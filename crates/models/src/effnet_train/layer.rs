@@ -24,6 +24,11 @@ impl Param {
     }
 
     /// `torch.optim.SGD`'s step; the gradient is left as it was.
+    ///
+    /// Not [`crate::nn::Optimizer`]'s SGD, the crate's other momentum SGD: that one adds the weight
+    /// decay to the gradient first (`v ← μ·v + (g + λ·θ)`), this one last (`v ← (μ·v + g) + λ·θ`),
+    /// which rounds differently, and fine-tuning results (and saved states) were defined with this
+    /// order.
     pub(super) fn sgd(&mut self, lr: f32, momentum: f32, weight_decay: f32) {
         for ((t, v), g) in self
             .value

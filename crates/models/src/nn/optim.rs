@@ -1,5 +1,8 @@
 //! First-order optimizers over a flat parameter vector, with PyTorch's update rules (so that a
-//! learning rate means the same here as in `torch.optim`).
+//! learning rate means the same here as in `torch.optim`). This is the crate's one Adam (LeNet-5,
+//! the MLP, and the experiment crate's synthetic-data MLP use it). EfficientNet fine-tuning keeps its
+//! own momentum SGD step (`effnet_train`'s `Param::sgd`), which adds the weight decay in another
+//! order and so rounds differently.
 
 use quarry_core::{Error, Result};
 
