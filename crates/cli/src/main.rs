@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use quarry_experiment::report::Spread;
 use quarry_experiment::{ColdStart, CommitteeSpec, DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds, simulate};
 use quarry_strategies::StrategyOptions;
 use std::path::PathBuf;
@@ -252,9 +253,13 @@ struct SimulateArgs {
     /// Total labels, initial set included.
     #[arg(long)]
     budget: usize,
-    /// Seeds: a count N (seeds 0..N-1) or a comma-separated list (`7,` is seed 7 alone).
+    /// Seeds: a count N (seeds 0..N-1), a range (`4..7`: 4, 5, 6; `4..=7` includes 7) or a
+    /// comma-separated list (`3,7`; `7,` is seed 7 alone).
     #[arg(long, default_value = "1")]
     seeds: String,
+    /// Exactly this one seed (`--seeds 4` means four seeds, 0..3).
+    #[arg(long, value_name = "S", conflicts_with = "seeds")]
+    seed: Option<u64>,
     /// Score only this many random unlabeled candidates per round (default: the whole pool).
     #[arg(long, value_name = "M")]
     candidates: Option<usize>,
@@ -322,10 +327,91 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `e` and its causes in one line, each said once: many errors already write their cause into
+/// their own message (`path: Permission denied (os error 13)`) and also return it as `source()`,
+/// so a cause whose text is already in the line is not repeated.
+fn error_message(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// `--seed S` (that one seed) or `--seeds` (a count, a range or a list).
+fn seeds(seed: Option<u64>, seeds: &str) -> Result<Vec<u64>> {
+    Ok(match seed {
+        Some(s) => vec![s],
+        None => parse_seeds(seeds)?,
+    })
+}
+
+/// One strategy's line of the summary table.
+struct TableRow<'a> {
+    strategy: &'a str,
+    aulc: &'a Spread,
+    final_accuracy: &'a Spread,
+    labels_to_target: Option<usize>,
+    efficiency: Option<f64>,
+    seconds_per_round: f64,
+}
+
+/// The summary table. With one seed there is no spread to print (`± 0.0000` would claim one).
+/// `random` names the baseline and `target` is its mean final accuracy; without it (the baseline
+/// did not run) there are no labels-to-target and efficiency columns, and a line says why.
+fn summary_table(first: &str, rows: &[TableRow], seeds: usize, random: &str, target: Option<f64>, final_spread: bool, digits: usize) -> String {
+    use std::fmt::Write as _;
+    let width = rows.iter().map(|r| r.strategy.len()).chain([first.len(), 17]).max().unwrap_or(18) + 1;
+    let spread = |s: &Spread| if seeds > 1 { format!("{:.4} ± {:.4}", s.mean, s.std) } else { format!("{:.4}", s.mean) };
+    let (aulc, final_acc) = match (seeds > 1, final_spread) {
+        (true, true) => ("AULC (mean±std)", "final acc (±std)"),
+        (true, false) => ("AULC (mean±std)", "final acc"),
+        (false, _) => ("AULC", "final acc"),
+    };
+    let aulc_w = if seeds > 1 { 17 } else { 6 };
+    let final_w = if seeds > 1 && final_spread { 17 } else { 9 };
+    let mut out = format!("{first:<width$} {aulc:>aulc_w$} {final_acc:>final_w$}");
+    if target.is_some() {
+        let _ = write!(out, " {:>8} {:>10}", "to tgt", "efficiency");
+    }
+    let _ = writeln!(out, " {:>9}", "s/round");
+    for r in rows {
+        let final_text = if final_spread { spread(r.final_accuracy) } else { format!("{:.4}", r.final_accuracy.mean) };
+        let _ = write!(out, "{:<width$} {:>aulc_w$} {final_text:>final_w$}", r.strategy, spread(r.aulc));
+        if target.is_some() {
+            let to_target = r.labels_to_target.map_or("never".into(), |n| n.to_string());
+            let eff = r.efficiency.map_or("—".into(), |e| format!("{e:.2}x"));
+            let _ = write!(out, " {to_target:>8} {eff:>10}");
+        }
+        let _ = writeln!(out, " {:>9.digits$}", r.seconds_per_round);
+    }
+    match target {
+        Some(t) => {
+            let _ = writeln!(out, "target: {random}'s mean final accuracy {t:.4}");
+        }
+        None => {
+            let _ = writeln!(out, "no labels-to-target or label efficiency: they are measured against {random}, which is not among the strategies");
+        }
+    }
+    out
+}
+
+/// "1 seed", "5 seeds".
+fn seeds_phrase(n: usize) -> String {
+    if n == 1 { "1 seed".into() } else { format!("{n} seeds") }
 }
 
 fn run_query(a: QueryArgs) -> Result<()> {
@@ -426,36 +512,32 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             aift_alpha: a.aift_alpha,
             aift_sample_top: a.aift_sample_top,
         },
-        seeds: parse_seeds(&a.seeds)?,
+        seeds: seeds(a.seed, &a.seeds)?,
         stop: a.stop,
         stream: quarry_strategies::stream::StreamOptions { threshold: a.stream_threshold, step: a.stream_step, window: a.stream_window },
         full_pool: !a.no_full_pool,
     };
     let outcome = simulate(&config, &a.out, !a.quiet)?;
     let (summaries, target) = quarry_experiment::report::summarize(&outcome.runs, &outcome.full_pool, &config);
-    println!(
-        "{:<18} {:>17} {:>9} {:>8} {:>10} {:>9}",
-        "strategy", "AULC (mean±std)", "final acc", "to tgt", "efficiency", "s/round"
-    );
-    for s in &summaries {
-        let eff = s.label_efficiency.as_ref().and_then(|e| e.ratio).map_or("—".into(), |r| format!("{r:.2}x"));
-        println!(
-            "{:<18} {:>8.4} ± {:.4} {:>9.4} {:>8} {:>10} {:>9.4}",
-            s.strategy,
-            s.aulc.mean,
-            s.aulc.std,
-            s.final_accuracy.mean,
-            s.labels_to_target.map_or("never".into(), |n| n.to_string()),
-            eff,
-            s.seconds_per_round
-        );
-    }
-    if let Some(t) = target {
-        println!("target: random's mean final accuracy {t:.4}");
-    }
+    let rows: Vec<TableRow> = summaries
+        .iter()
+        .map(|s| TableRow {
+            strategy: &s.strategy,
+            aulc: &s.aulc,
+            final_accuracy: &s.final_accuracy,
+            labels_to_target: s.labels_to_target,
+            efficiency: s.label_efficiency.as_ref().and_then(|e| e.ratio),
+            seconds_per_round: s.seconds_per_round,
+        })
+        .collect();
+    print!("{}", summary_table("strategy", &rows, config.seeds.len(), "random", target, false, 4));
     if !outcome.full_pool.is_empty() {
         let accs: Vec<f64> = outcome.full_pool.iter().map(|f| f.accuracy).collect();
-        println!("full-pool accuracy: {:.4} (mean over {} seeds)", quarry_experiment::metrics::mean(&accs), accs.len());
+        let mean = quarry_experiment::metrics::mean(&accs);
+        match accs.len() {
+            1 => println!("full-pool accuracy: {mean:.4} (1 seed)"),
+            n => println!("full-pool accuracy: {mean:.4} (mean over {n} seeds)"),
+        }
     }
     for s in quarry_experiment::report::stream_spending(&outcome.runs, &outcome.streams) {
         let q = s.quarters_mean;
@@ -471,7 +553,13 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             q[3]
         );
     }
-    println!("wall clock {:.2} s; wrote curves.csv, summary.json, curves.svg to {}", outcome.wall_seconds, a.out.display());
+    let stream = if outcome.streams.is_empty() { "" } else { ", stream.csv" };
+    println!(
+        "wall clock {:.2} s ({}); wrote curves.csv, queries.csv, summary.json, curves.svg{stream} to {}",
+        outcome.wall_seconds,
+        seeds_phrase(config.seeds.len()),
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -485,7 +573,14 @@ fn run_predict(a: PredictArgs) -> Result<()> {
     for (path, p) in a.images.iter().zip(predictions) {
         match p {
             Ok(top) => {
-                let classes: Vec<String> = top.iter().map(|(c, p)| format!("{c} ({p:.4})")).collect();
+                // The id first (as before), then its name: "285 (0.8123) Egyptian cat".
+                let classes: Vec<String> = top
+                    .iter()
+                    .map(|&(c, p)| match quarry_models::imagenet_class_name(c) {
+                        Some(name) => format!("{c} ({p:.4}) {name}"),
+                        None => format!("{c} ({p:.4})"),
+                    })
+                    .collect();
                 println!("{}: {}", path.display(), classes.join(", "));
             }
             Err(e) => {
@@ -551,9 +646,13 @@ struct SynthesizeArgs {
     /// Total labels, initial set included.
     #[arg(long, default_value_t = 100)]
     budget: usize,
-    /// Seeds: a count N (seeds 0..N-1) or a comma-separated list.
+    /// Seeds: a count N (seeds 0..N-1), a range (`4..7`: 4, 5, 6; `4..=7` includes 7) or a
+    /// comma-separated list (`3,7`; `7,` is seed 7 alone).
     #[arg(long, default_value = "5")]
     seeds: String,
+    /// Exactly this one seed (`--seeds 4` means four seeds, 0..3).
+    #[arg(long, value_name = "S", conflicts_with = "seeds")]
+    seed: Option<u64>,
     /// Probability that the oracle flips a label (the test set is noise-free).
     #[arg(long, default_value_t = 0.0)]
     noise: f64,
@@ -563,6 +662,10 @@ struct SynthesizeArgs {
     /// The output directory (created; an earlier synthesize run there is replaced).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// No progress output, as for `quarry simulate` (synthesize shows none: its runs take
+    /// seconds), so one flag fits both commands.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 fn run_synthesize(a: SynthesizeArgs) -> Result<()> {
@@ -580,36 +683,96 @@ fn run_synthesize(a: SynthesizeArgs) -> Result<()> {
         initial: a.initial,
         batch: a.batch,
         budget: a.budget,
-        seeds: parse_seeds(&a.seeds)?,
+        seeds: seeds(a.seed, &a.seeds)?,
         noise: a.noise,
         test_size: a.test_size,
     };
     let outcome = synthesize(&config, &a.out)?;
-    println!(
-        "{:<22} {:>17} {:>17} {:>8} {:>10} {:>9}",
-        "synthesizer", "AULC (mean±std)", "final acc", "to tgt", "efficiency", "s/round"
-    );
-    for s in &outcome.summaries {
-        let eff = s.label_efficiency.as_ref().and_then(|e| e.ratio).map_or("—".into(), |r| format!("{r:.2}x"));
-        println!(
-            "{:<22} {:>8.4} ± {:.4} {:>8.4} ± {:.4} {:>8} {:>10} {:>9.5}",
-            s.strategy,
-            s.aulc.mean,
-            s.aulc.std,
-            s.final_accuracy.mean,
-            s.final_accuracy.std,
-            s.labels_to_target.map_or("never".into(), |n| n.to_string()),
-            eff,
-            s.seconds_per_round
-        );
-    }
-    if let Some(t) = outcome.target {
-        println!("target: synthesis-random's mean final accuracy {t:.4}");
-    }
+    let rows: Vec<TableRow> = outcome
+        .summaries
+        .iter()
+        .map(|s| TableRow {
+            strategy: &s.strategy,
+            aulc: &s.aulc,
+            final_accuracy: &s.final_accuracy,
+            labels_to_target: s.labels_to_target,
+            efficiency: s.label_efficiency.as_ref().and_then(|e| e.ratio),
+            seconds_per_round: s.seconds_per_round,
+        })
+        .collect();
+    print!("{}", summary_table("synthesizer", &rows, config.seeds.len(), "synthesis-random", outcome.target, true, 5));
     println!(
         "wall clock {:.2} s; wrote curves.csv, summary.json, curves.svg, queries.csv, queries.svg to {}",
         outcome.wall_seconds,
         a.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "runs/x: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied (os error 13)");
+        // The cause is in the message and is also its source: printed once.
+        let e = anyhow::Error::new(Outer(io()));
+        assert_eq!(error_message(&e), "runs/x: Permission denied (os error 13)");
+        // A context whose cause is not in its message keeps the cause.
+        let e = anyhow::Error::new(io()).context("writing runs/x/curves.csv");
+        assert_eq!(error_message(&e), "writing runs/x/curves.csv: Permission denied (os error 13)");
+    }
+
+    fn spread(v: &[f64]) -> Spread {
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        Spread { mean, std: 0.0, per_seed: v.to_vec() }
+    }
+
+    #[test]
+    fn one_seed_has_no_spread_and_no_baseline_no_target_columns() {
+        let (a, f) = (spread(&[0.8]), spread(&[0.9]));
+        let rows = [TableRow { strategy: "margin", aulc: &a, final_accuracy: &f, labels_to_target: None, efficiency: None, seconds_per_round: 0.01 }];
+        let t = summary_table("strategy", &rows, 1, "random", None, false, 4);
+        assert!(!t.contains('±') && !t.contains("never") && !t.contains("to tgt"), "{t}");
+        assert!(t.contains("margin") && t.contains("0.8000") && t.contains("not among the strategies"), "{t}");
+        let t = summary_table("strategy", &rows, 3, "random", Some(0.93), false, 4);
+        assert!(t.contains("0.8000 ± 0.0000") && t.contains("never") && t.contains("random's mean final accuracy 0.9300"), "{t}");
+        assert_eq!(seeds_phrase(1), "1 seed");
+        assert_eq!(seeds_phrase(5), "5 seeds");
+    }
+
+    #[test]
+    fn seed_names_one_seed_and_conflicts_with_seeds() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["quarry", "simulate", "--data", "d.csv", "--strategy", "random", "--budget", "20", "--out", "o"], args].concat());
+        let seeds_of = |args: &[&str]| match parse(args).unwrap().command {
+            Command::Simulate(a) => seeds(a.seed, &a.seeds).unwrap(),
+            _ => unreachable!(),
+        };
+        assert_eq!(seeds_of(&["--seed", "4"]), vec![4]);
+        assert_eq!(seeds_of(&["--seeds", "4"]), vec![0, 1, 2, 3]);
+        assert_eq!(seeds_of(&["--seeds", "4..5"]), vec![4]);
+        assert_eq!(seeds_of(&["--seeds", "4..=7"]), vec![4, 5, 6, 7]);
+        assert_eq!(seeds_of(&[]), vec![0]);
+        assert!(parse(&["--seed", "4", "--seeds", "2"]).is_err());
+        // synthesize takes the same seeds and -q.
+        let s = Cli::try_parse_from(["quarry", "synthesize", "--out", "o", "-q", "--seed", "3"]).unwrap();
+        match s.command {
+            Command::Synthesize(a) => assert!(a.quiet && seeds(a.seed, &a.seeds).unwrap() == vec![3]),
+            _ => unreachable!(),
+        }
+    }
 }
