@@ -1,6 +1,5 @@
 //! Activation buffers kept from one training step to the next.
 
-use super::layer_pass::LayerTape;
 use std::sync::Mutex;
 
 /// Large f32 buffers kept from step to step. Activations of a training step take about 1 GB at 224x224
@@ -34,11 +33,6 @@ impl BufferPool {
         if v.capacity() >= 1 << 14 {
             self.0.lock().unwrap_or_else(|e| e.into_inner()).push(v);
         }
-    }
-
-    pub(super) fn give_layer(&self, t: LayerTape) {
-        self.give(t.z);
-        self.give(t.a);
     }
 
     pub(super) fn clear(&self) {

@@ -26,6 +26,14 @@ pub(super) struct LayerTape {
     pub(super) wo: usize,
 }
 
+impl LayerTape {
+    /// Hands the tape's large buffers back to `pool`.
+    pub(super) fn give_to(self, pool: &BufferPool) {
+        pool.give(self.z);
+        pool.give(self.a);
+    }
+}
+
 /// How a forward pass uses batch norm.
 #[derive(Clone, Copy, PartialEq)]
 pub(super) enum BnUse {

@@ -162,13 +162,13 @@ impl EfficientNetTrainer {
             ..
         } = tape;
         self.pool.give(trunk_in);
-        stem.into_iter().for_each(|t| self.pool.give_layer(t));
+        stem.into_iter().for_each(|t| t.give_to(&self.pool));
         for b in blocks {
-            b.expand.into_iter().for_each(|t| self.pool.give_layer(t));
-            self.pool.give_layer(b.depthwise);
-            self.pool.give_layer(b.project);
+            b.expand.into_iter().for_each(|t| t.give_to(&self.pool));
+            b.depthwise.give_to(&self.pool);
+            b.project.give_to(&self.pool);
         }
-        self.pool.give_layer(head);
+        head.give_to(&self.pool);
     }
 
     pub(super) fn update_running(&mut self, tape: &Tape, momentum: f32) {

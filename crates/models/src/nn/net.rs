@@ -544,6 +544,13 @@ impl Net {
 mod tests {
     use super::*;
 
+    /// A new network runs on the crate's one choice of instruction set, `QUARRY_SIMD` included.
+    #[test]
+    fn a_new_network_starts_on_the_crates_simd_level() {
+        let net = Net::new(NetSpec::Mlp { inputs: 4, hidden: 3, classes: 2, dropout: 0.0 }, 0).unwrap();
+        assert_eq!(net.isa(), simd_level());
+    }
+
     #[test]
     fn lenet_has_pytorch_tensor_names_and_sizes() {
         let net = Net::new(NetSpec::LeNet5 { classes: 10, dropout: 0.0 }, 0).unwrap();
