@@ -132,6 +132,19 @@ pub trait StoppingRule: Send + Sync {
     fn check(&self, view: &StopView<'_>) -> Option<StopReason>;
 }
 
+/// A borrowed rule is a rule: rules parsed once serve every session of a run.
+impl<R: StoppingRule + ?Sized> StoppingRule for &R {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn needs(&self) -> StopNeeds {
+        (**self).needs()
+    }
+    fn check(&self, view: &StopView<'_>) -> Option<StopReason> {
+        (**self).check(view)
+    }
+}
+
 /// Stop when the labeling budget is spent, or when nothing is left to query.
 #[derive(Debug, Clone, Copy)]
 pub struct BudgetRule {

@@ -76,3 +76,16 @@ pub fn random_batch(ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Re
     let picks = sample(rng, n, k.min(n)).into_iter().map(|i| Pick { id: ctx.candidates[i], score: 0.0 }).collect();
     Ok(Query { picks })
 }
+
+/// A borrowed strategy is a strategy: one resolved once (in a run's plan) drives many sessions.
+impl<S: Strategy + ?Sized> Strategy for &S {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn needs(&self) -> Needs {
+        (**self).needs()
+    }
+    fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
+        (**self).select(ctx, k, rng)
+    }
+}

@@ -516,7 +516,7 @@ fn check_distinct_seeds(seeds: &[u64]) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn config() -> ExperimentConfig {

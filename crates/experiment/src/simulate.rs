@@ -8,6 +8,7 @@ use crate::config::{ColdStart, CommitteeSpec, ExperimentConfig, FileFingerprint,
 use crate::images::{AugmentedPatches, Featurizer, ImageSet, PatchCache, load_image_folder};
 use crate::metrics;
 use crate::patch_scores::PatchScores;
+use crate::plan::{Arm, ModelKind, Plan};
 use crate::report::{self, RunResult};
 use crate::rundir::{FullPoolResult, RunDir};
 use crate::stopping::run_rules;
@@ -17,7 +18,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quarry_core::{Dataset, GroundTruthOracle, Learner, Oracle, RoundRecord, SampleId, Session, SessionSettings, SessionState, Strategy};
 use serde::{Deserialize, Serialize};
 use quarry_models::nn::OptimizerKind;
-use quarry_strategies::stream::policy_name;
 use quarry_models::{Committee, EfficientNetLearner, EfficientNetLite0, EfficientNetTrainer, FineTuneParams, LogisticRegressionLearner, LogisticRegressionParams, NetParams};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -181,8 +181,8 @@ pub fn prepare(loaded: &LoadedData, config: &ExperimentConfig, seed: u64) -> Res
     Ok(Prepared { pool, test, origin })
 }
 
-/// The model `--model` names, for data of `dim` features and `classes` classes.
-pub(crate) fn base_learner(config: &ExperimentConfig, dim: usize, classes: usize, seed: u64) -> Result<Box<dyn Learner>> {
+/// The `model` learner, with `config`'s settings, for data of `dim` features and `classes` classes.
+pub(crate) fn base_learner(model: ModelKind, config: &ExperimentConfig, dim: usize, classes: usize, seed: u64) -> Result<Box<dyn Learner>> {
     let n = &config.net;
     let net = |params: NetParams| -> Result<Box<dyn Learner>> {
         let batch = if n.online { config.batch } else { n.minibatch };
@@ -195,22 +195,32 @@ pub(crate) fn base_learner(config: &ExperimentConfig, dim: usize, classes: usize
             .build()?;
         Ok(Box::new(built))
     };
-    match config.model.as_str() {
-        "lenet5" => {
-            if dim != 784 {
-                return Err(ExperimentError::flag("--model", format!("lenet5 reads 28x28 images (784 features); this data has {dim}")));
-            }
+    let logreg = || -> Result<Box<dyn Learner>> { Ok(Box::new(LogisticRegressionLearner::new(LogisticRegressionParams::new().c(config.c)))) };
+    match model {
+        ModelKind::Lenet5 => {
+            check_dim(model, dim)?;
             net(NetParams::lenet5(classes))
         }
-        "mlp" => net(NetParams::mlp(dim, n.hidden, classes)),
-        "efficientnet-lite0" if config.image.train_blocks > 0 => {
-            let weights = config.image.weights.as_ref().expect("validated");
-            Ok(Box::new(EfficientNetLearner::load(weights, fine_tune_params(config, classes, seed))?))
-        }
-        // `validate` admits only known models; logreg, and efficientnet-lite0's new softmax head on the
-        // frozen backbone's features (warm-started each round: incremental fine-tuning of the head).
-        _ => Ok(Box::new(LogisticRegressionLearner::new(LogisticRegressionParams::new().c(config.c)))),
+        ModelKind::Mlp => net(NetParams::mlp(dim, n.hidden, classes)),
+        ModelKind::Logreg => logreg(),
+        ModelKind::EfficientnetLite0 => match &config.image.weights {
+            Some(weights) if config.image.train_blocks > 0 => {
+                Ok(Box::new(EfficientNetLearner::load(weights, fine_tune_params(config, classes, seed))?))
+            }
+            // A new softmax head on the frozen backbone's features (warm-started each round:
+            // incremental fine-tuning of the head).
+            Some(_) => logreg(),
+            None => Err(ExperimentError::flag("--weights", "efficientnet-lite0 needs its weights file (safetensors)")),
+        },
     }
+}
+
+/// LeNet-5 reads 28×28 images.
+fn check_dim(model: ModelKind, dim: usize) -> Result<()> {
+    if model == ModelKind::Lenet5 && dim != 784 {
+        return Err(ExperimentError::flag("--model", format!("lenet5 reads 28x28 images (784 features); this data has {dim}")));
+    }
+    Ok(())
 }
 
 /// The fine-tuning settings of `--train-blocks` (with `--epochs`, `--minibatch`, `--lr` for the
@@ -229,9 +239,10 @@ fn fine_tune_params(config: &ExperimentConfig, classes: usize, seed: u64) -> Fin
 
 /// The learner a run of `strategy` uses: the base model, wrapped in a committee (`--committee`)
 /// when the strategy reads committee votes.
-fn learner_for(config: &ExperimentConfig, p: &Prepared, strategy: &dyn Strategy, seed: u64) -> Result<Box<dyn Learner>> {
+fn learner_for(plan: &Plan, p: &Prepared, strategy: &dyn Strategy, seed: u64) -> Result<Box<dyn Learner>> {
+    let config = plan.config;
     let (dim, classes) = (p.pool.dim(), p.pool.n_classes());
-    let base = base_learner(config, dim, classes, seed)?;
+    let base = base_learner(plan.model, config, dim, classes, seed)?;
     if !strategy.needs().committee {
         return Ok(base);
     }
@@ -251,17 +262,17 @@ fn learner_for(config: &ExperimentConfig, p: &Prepared, strategy: &dyn Strategy,
 /// two members are the same model: logistic regression at C, C/10, 10·C, C/100, …; networks
 /// with a different seed.
 fn mixed_member(config: &ExperimentConfig, dim: usize, classes: usize, seed: u64, i: usize) -> Result<Box<dyn Learner>> {
-    let kinds: &[&str] = if dim == 784 { &["logreg", "mlp", "lenet5"] } else { &["logreg", "mlp"] };
+    let kinds: &[ModelKind] =
+        if dim == 784 { &[ModelKind::Logreg, ModelKind::Mlp, ModelKind::Lenet5] } else { &[ModelKind::Logreg, ModelKind::Mlp] };
     let (kind, pass) = (kinds[i % kinds.len()], i / kinds.len());
     let mut member = config.clone();
-    member.model = kind.to_string();
-    if kind == "logreg" {
+    if kind == ModelKind::Logreg {
         // 0, -1, 1, -2, 2, …
         let m = pass.div_ceil(2) as i32;
         let exponent = if pass % 2 == 1 { -m } else { m };
         member.c = config.c * 10f64.powi(exponent);
     }
-    base_learner(&member, dim, classes, seed.wrapping_add(1 + i as u64))
+    base_learner(kind, &member, dim, classes, seed.wrapping_add(1 + i as u64))
 }
 
 /// What a finished simulation produced.
@@ -276,7 +287,7 @@ pub struct SimulationOutcome {
 /// Run (or continue) every strategy × seed of `config` in `out`, then write the reports there.
 pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> Result<SimulationOutcome> {
     let t0 = Instant::now();
-    config.validate()?;
+    let plan = config.plan()?;
     let loaded = load_data(config)?;
     let prepared: BTreeMap<u64, Arc<Prepared>> = match config.test {
         TestSpec::File { .. } => {
@@ -288,6 +299,7 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
         }
     };
     if let Some((_, p)) = prepared.iter().next() {
+        check_dim(plan.model, p.pool.dim())?;
         if config.initial > p.pool.len() {
             return Err(ExperimentError::flag(
                 "--initial",
@@ -306,16 +318,7 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
     // runs were made from the old content); other differing settings are RunDir::open's to report.
     check_fingerprint(out, &loaded.fingerprint)?;
     let dir = RunDir::open(out, &config.identity().with_fingerprint(loaded.fingerprint.clone()))?;
-    let strategies: Vec<String> = config
-        .strategies
-        .iter()
-        .map(|s| match policy_name(s) {
-            Some(stream) => stream.to_string(),
-            None => quarry_strategies::by_name_with(s, &config.options).expect("validated").name().to_string(),
-        })
-        .collect();
-    let jobs: Vec<(String, u64)> =
-        strategies.iter().flat_map(|s| config.seeds.iter().map(move |&seed| (s.clone(), seed))).collect();
+    let jobs: Vec<(&Arm, u64)> = plan.arms.iter().flat_map(|arm| config.seeds.iter().map(move |&seed| (arm, seed))).collect();
     let rounds_per_run = 1 + (config.budget - config.initial).div_ceil(config.batch);
     let bar = if show_progress { ProgressBar::new((jobs.len() * rounds_per_run) as u64) } else { ProgressBar::hidden() };
     bar.set_style(progress_style());
@@ -336,27 +339,29 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
                 // A fixed test file: every seed has the same pool, so the (deterministic) fit is done once.
                 (true, TestSpec::File { .. }) => {
                     let first = config.seeds[0];
-                    let r = full_pool_accuracy(&dir, config, &prepared[&first], first)?;
+                    let r = full_pool_accuracy(&dir, &plan, &prepared[&first], first)?;
                     config.seeds.iter().map(|&seed| FullPoolResult { seed, ..r.clone() }).collect()
                 }
                 (true, TestSpec::Fraction(_)) => config
                     .seeds
                     .par_iter()
-                    .map(|&seed| full_pool_accuracy(&dir, config, &prepared[&seed], seed))
+                    .map(|&seed| full_pool_accuracy(&dir, &plan, &prepared[&seed], seed))
                     .collect::<Result<_>>()?,
             })
         },
         || -> Result<Vec<(RunResult, Option<StreamStats>)>> {
             jobs.par_iter()
-                .map(|(name, seed)| {
-                    let p = &prepared[seed];
-                    show_running(&|r| r.push((name.clone(), *seed)));
-                    let _done = Finally(|| show_running(&|r| r.retain(|job| job != &(name.clone(), *seed))));
-                    if policy_name(name).is_some() {
-                        let run = StreamRun { config, pool: &p.pool, test: &p.test, name, seed: *seed, testing: Default::default() };
-                        return run.run(Some(&dir), &bar).map(|(r, s)| (r, Some(s)));
+                .map(|&(arm, seed)| {
+                    let p = &prepared[&seed];
+                    show_running(&|r| r.push((arm.name().to_string(), seed)));
+                    let _done = Finally(|| show_running(&|r| r.retain(|(name, s)| (name.as_str(), *s) != (arm.name(), seed))));
+                    match arm {
+                        Arm::Stream(name) => {
+                            let run = StreamRun { plan: &plan, pool: &p.pool, test: &p.test, name, seed, testing: Default::default() };
+                            run.run(Some(&dir), &bar).map(|(r, s)| (r, Some(s)))
+                        }
+                        Arm::Pool(strategy) => run_one(&dir, &plan, &loaded, p, strategy.as_ref(), seed, &bar).map(|r| (r, None)),
                     }
-                    run_one(&dir, config, &loaded, p, name, *seed, &bar).map(|r| (r, None))
                 })
                 .collect()
         },
@@ -386,13 +391,24 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
 /// time, and as progress they would make the rate look far higher than it is ("1s left" for
 /// 10 s). indicatif's own `{eta}` weighs the last few seconds, which swing with the strategy mix.
 fn progress_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} rounds{left} {wide_msg}")
+    // Two lines, so the runs in progress are not squeezed out by the bar on an 80-column terminal.
+    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rounds{left}\n  {wide_msg}")
         .expect("valid template")
         .with_key("left", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
             if let Some(left) = time_left(state.pos(), state.len(), state.elapsed()) {
-                let _ = write!(w, ", ~{} left", indicatif::HumanDuration(left));
+                let _ = write!(w, ", ~{} left", short_duration(left));
             }
         })
+}
+
+/// "45s", "3m 05s", "2h 07m".
+fn short_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64().round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 /// `elapsed × (len − pos) / pos`, once there is a rate to go by (a round done and a second gone).
@@ -445,6 +461,9 @@ mod progress_tests {
         assert_eq!(time_left(40, Some(40), Duration::from_secs(5)), Some(Duration::ZERO));
         assert_eq!(time_left(0, Some(40), Duration::from_secs(5)), None, "no rate yet");
         assert_eq!(time_left(3, Some(40), Duration::from_millis(200)), None, "too soon to say");
+        assert_eq!(short_duration(Duration::from_millis(44_600)), "45s");
+        assert_eq!(short_duration(Duration::from_secs(185)), "3m 05s");
+        assert_eq!(short_duration(Duration::from_secs(7620)), "2h 07m");
     }
 
     #[test]
@@ -456,12 +475,12 @@ mod progress_tests {
     }
 }
 
-fn full_pool_accuracy(dir: &RunDir, config: &ExperimentConfig, p: &Prepared, seed: u64) -> Result<FullPoolResult> {
+fn full_pool_accuracy(dir: &RunDir, plan: &Plan, p: &Prepared, seed: u64) -> Result<FullPoolResult> {
     if let Some(r) = dir.load_full_pool(seed)? {
         return Ok(r);
     }
     let t = Instant::now();
-    let mut l = base_learner(config, p.pool.dim(), p.pool.n_classes(), seed)?;
+    let mut l = base_learner(plan.model, plan.config, p.pool.dim(), p.pool.n_classes(), seed)?;
     l.fit(&p.pool.features, &p.pool.labels, p.pool.n_classes())?;
     let probs = l.predict_proba(&p.test.features)?;
     let r = FullPoolResult {
@@ -506,16 +525,16 @@ struct SavedRun<S = SessionState, H = Vec<RoundRecord>> {
 /// round, and every round a stopping rule measures), saved after each scored round.
 fn run_one(
     dir: &RunDir,
-    config: &ExperimentConfig,
+    plan: &Plan,
     loaded: &LoadedData,
     p: &Prepared,
-    name: &str,
+    strategy: &dyn Strategy,
     seed: u64,
     bar: &ProgressBar,
 ) -> Result<RunResult> {
+    let (config, name) = (plan.config, strategy.name());
     let wrap = |source: quarry_core::Error| ExperimentError::Run { strategy: name.to_string(), seed, source };
-    let strategy = quarry_strategies::by_name_with(name, &config.options).expect("validated");
-    let mut learner = learner_for(config, p, strategy.as_ref(), seed)?;
+    let mut learner = learner_for(plan, p, strategy, seed)?;
     let saved = dir.load_run::<SavedRun>(name, seed)?;
     if let Some((_, checkpoint)) = &saved {
         learner.restore(checkpoint).map_err(wrap)?;
@@ -532,8 +551,8 @@ fn run_one(
         },
         seed: patch_seed(seed),
     });
-    let mut session = Session::new(&p.pool.features, p.pool.n_classes(), learner, strategy, session_settings(config, seed))
-        .with_rules(run_rules(config.budget, &config.stop)?);
+    let mut session = Session::new(&p.pool.features, p.pool.n_classes(), learner, Box::new(strategy), session_settings(config, seed))
+        .with_rules(run_rules(config.budget, &plan.rules));
     if let Some(patches) = &patches {
         session = session.with_provider(patches);
         if config.image.train_patches {

@@ -104,10 +104,10 @@ impl StoppingRule for BatchAccuracy {
 
 /// Every rule of a run, in the order they are asked: the rest cannot be labeled (AIFT's third
 /// stop), the budget (or an exhausted pool), then the `--stop` rules.
-pub fn run_rules(budget: usize, stop: &str) -> Result<Vec<Box<dyn StoppingRule>>> {
-    let mut rules: Vec<Box<dyn StoppingRule>> = vec![Box::new(RestUnlabelable), Box::new(BudgetRule { budget })];
-    rules.extend(parse_rules(stop)?);
-    Ok(rules)
+pub fn run_rules(budget: usize, stop: &[Box<dyn StoppingRule>]) -> Vec<Box<dyn StoppingRule + '_>> {
+    let mut rules: Vec<Box<dyn StoppingRule + '_>> = vec![Box::new(RestUnlabelable), Box::new(BudgetRule { budget })];
+    rules.extend(stop.iter().map(|r| Box::new(r.as_ref()) as Box<dyn StoppingRule + '_>));
+    rules
 }
 
 /// Parse `--stop`: comma-separated `name[:value]`, e.g.
@@ -191,7 +191,8 @@ mod tests {
         for bad in ["nope", "max-uncertainty:x", "batch-accuracy:2"] {
             assert!(parse_rules(bad).err().unwrap().to_string().starts_with("--stop"), "{bad}");
         }
-        let all: Vec<String> = run_rules(50, "max-uncertainty").unwrap().iter().map(|r| r.name().to_string()).collect();
+        let stop = parse_rules("max-uncertainty").unwrap();
+        let all: Vec<String> = run_rules(50, &stop).iter().map(|r| r.name().to_string()).collect();
         assert_eq!(all, ["rest-unlabelable", "budget", "max-uncertainty"]);
     }
 }

@@ -23,7 +23,7 @@
 //! a stream run cannot be extended the way a pool run can. `--warmup` does not apply to stream
 //! runs (an arrival cannot be queried later).
 
-use crate::config::ExperimentConfig;
+use crate::plan::Plan;
 use crate::evaluate::{EvalSchedule, Evaluator};
 use crate::report::RunResult;
 use crate::rundir::RunDir;
@@ -118,7 +118,7 @@ struct Block {
 
 /// Everything a stream run reads.
 pub struct StreamRun<'a> {
-    pub config: &'a ExperimentConfig,
+    pub plan: &'a Plan<'a>,
     pub pool: &'a Dataset,
     pub test: &'a Dataset,
     /// The `--strategy` name (any accepted spelling of a stream policy).
@@ -143,7 +143,7 @@ pub struct Testing {
 impl StreamRun<'_> {
     /// Run (or continue, or reuse) this stream run, saving it in `dir` when given.
     pub fn run(&self, dir: Option<&RunDir>, bar: &ProgressBar) -> Result<(RunResult, StreamStats)> {
-        let (config, seed) = (self.config, self.seed);
+        let (config, seed) = (self.plan.config, self.seed);
         let name = policy_name(self.name).ok_or_else(|| ExperimentError::flag("--strategy", format!("'{}' is not a stream policy", self.name)))?;
         let wrap = |source: quarry_core::Error| ExperimentError::Run { strategy: name.to_string(), seed, source };
         let initial = initial_labels(config, self.pool, seed).map_err(wrap)?;
@@ -162,7 +162,7 @@ impl StreamRun<'_> {
             let queried = crate::report::queried(&state.session.pool);
             return Ok((RunResult { strategy: name.to_string(), seed, history: state.history.clone(), stop: stop.clone(), queried }, stats));
         }
-        let mut learner = base_learner(config, self.pool.dim(), self.pool.n_classes(), seed)?;
+        let mut learner = base_learner(self.plan.model, config, self.pool.dim(), self.pool.n_classes(), seed)?;
         if let Some((_, checkpoint)) = &saved {
             learner.restore(checkpoint).map_err(wrap)?;
         }
@@ -170,7 +170,7 @@ impl StreamRun<'_> {
         // session's strategy is never asked: the policy chooses.
         let settings = SessionSettings { warmup: 0, ..session_settings(config, seed) };
         let mut session = Session::new(&self.pool.features, self.pool.n_classes(), learner, Box::new(RandomSampling), settings)
-            .with_rules(run_rules(config.budget, &config.stop)?);
+            .with_rules(run_rules(config.budget, &self.plan.rules));
         let (mut st, mut policy) = match saved {
             Some((state, _)) => {
                 bar.inc(state.session.rounds as u64);
@@ -275,7 +275,7 @@ impl StreamRun<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ColdStart, CommitteeSpec, DataSpec, ImageConfig, NetConfig, Scaling, TestSpec};
+    use crate::config::{ColdStart, CommitteeSpec, DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec};
     use quarry_core::Matrix;
     use quarry_strategies::StrategyOptions;
     use quarry_strategies::stream::StreamOptions;
@@ -334,7 +334,7 @@ mod tests {
     }
 
     fn run(config: &ExperimentConfig, pool: &Dataset, test: &Dataset, name: &str, seed: u64, dir: Option<&RunDir>) -> Result<(RunResult, StreamStats)> {
-        StreamRun { config, pool, test, name, seed, testing: Testing::default() }.run(dir, &ProgressBar::hidden())
+        StreamRun { plan: &config.plan()?, pool, test, name, seed, testing: Testing::default() }.run(dir, &ProgressBar::hidden())
     }
 
     fn curve(r: &RunResult) -> Vec<(usize, f64, f64)> {
@@ -386,7 +386,8 @@ mod tests {
         let config = config();
         let bar = ProgressBar::hidden();
         for name in ["stream-paced", "stream-variable-uncertainty"] {
-            let one = StreamRun { config: &config, pool: &pool, test: &test, name, seed: 1, testing: Testing { interrupt_after: None, block: Some(1) } };
+            let plan = config.plan().unwrap();
+            let one = StreamRun { plan: &plan, pool: &pool, test: &test, name, seed: 1, testing: Testing { interrupt_after: None, block: Some(1) } };
             let (a, sa) = one.run(None, &bar).unwrap();
             let (b, sb) = run(&config, &pool, &test, name, 1, None).unwrap();
             assert_eq!(curve(&a), curve(&b), "{name}");
@@ -423,7 +424,8 @@ mod tests {
         let root = temp_dir("resume");
         let dir = RunDir::open(&root, &config.identity()).unwrap();
         let bar = ProgressBar::hidden();
-        let base = StreamRun { config: &config, pool: &pool, test: &test, name: "stream-variable-uncertainty", seed: 2, testing: Testing { interrupt_after: Some(3), block: None } };
+        let plan = config.plan().unwrap();
+        let base = StreamRun { plan: &plan, pool: &pool, test: &test, name: "stream-variable-uncertainty", seed: 2, testing: Testing { interrupt_after: Some(3), block: None } };
         assert!(base.run(Some(&dir), &bar).is_err());
         let (state, _) = dir.load_run::<StreamState>("stream-variable-uncertainty", 2).unwrap().unwrap();
         assert!(state.finished.is_none() && state.history.len() == 3);

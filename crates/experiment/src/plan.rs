@@ -1,0 +1,179 @@
+//! A simulation's settings checked once into a typed plan — the model, each arm's strategy
+//! object or stream policy, the stopping rules — the linfa way: [`ExperimentConfig::plan`] is the
+//! one place names are resolved and combinations are judged, and the drivers take the plan and
+//! never parse a name again. Everything that cannot run (a Bayesian strategy on a model without
+//! dropout, AIFT without images) is refused here, before any file is read or written.
+
+use crate::config::{ExperimentConfig, TestSpec};
+use crate::{ExperimentError, Result};
+use quarry_core::{ScoreKind, StoppingRule, Strategy};
+use quarry_strategies::stream::policy_name;
+use serde::{Deserialize, Serialize};
+
+/// The learners `--model` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelKind {
+    /// Multinomial logistic regression (L-BFGS to convergence).
+    #[serde(rename = "logreg")]
+    Logreg,
+    /// The LeNet-5 CNN for 28×28 images.
+    #[serde(rename = "lenet5")]
+    Lenet5,
+    /// One hidden layer.
+    #[serde(rename = "mlp")]
+    Mlp,
+    /// A pretrained EfficientNet-Lite0 over an image folder: a softmax head on its features, or
+    /// its last blocks fine-tuned.
+    #[serde(rename = "efficientnet-lite0")]
+    EfficientnetLite0,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 4] = [ModelKind::Logreg, ModelKind::Lenet5, ModelKind::Mlp, ModelKind::EfficientnetLite0];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Logreg => "logreg",
+            ModelKind::Lenet5 => "lenet5",
+            ModelKind::Mlp => "mlp",
+            ModelKind::EfficientnetLite0 => "efficientnet-lite0",
+        }
+    }
+
+    /// The model a name means; an unknown name is an error listing the known ones.
+    pub fn parse(name: &str) -> Result<ModelKind> {
+        let wanted = name.trim().to_ascii_lowercase().replace('_', "-");
+        ModelKind::ALL.into_iter().find(|m| m.name() == wanted).ok_or_else(|| {
+            let known: Vec<&str> = ModelKind::ALL.iter().map(|m| m.name()).collect();
+            ExperimentError::flag("--model", format!("unknown model '{name}' (known: {})", known.join(", ")))
+        })
+    }
+
+    /// A network quarry trains itself (LeNet-5, MLP): online training and MC dropout apply.
+    pub fn is_network(self) -> bool {
+        matches!(self, ModelKind::Lenet5 | ModelKind::Mlp)
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One arm of a simulation: a pool-based strategy, or a stream-based policy.
+pub enum Arm {
+    Pool(Box<dyn Strategy>),
+    /// The stream policy's canonical name (see [`quarry_strategies::stream`]).
+    Stream(&'static str),
+}
+
+impl Arm {
+    /// The canonical name (the run directory's folder, the reports' `strategy`).
+    pub fn name(&self) -> &str {
+        match self {
+            Arm::Pool(s) => s.name(),
+            Arm::Stream(name) => name,
+        }
+    }
+}
+
+/// A simulation ready to run: every setting checked, every name resolved.
+pub struct Plan<'c> {
+    pub config: &'c ExperimentConfig,
+    pub model: ModelKind,
+    /// In the order `--strategy` lists them.
+    pub arms: Vec<Arm>,
+    /// The `--stop` rules (each run adds the budget and "the rest cannot be labeled").
+    pub rules: Vec<Box<dyn StoppingRule>>,
+}
+
+impl ExperimentConfig {
+    /// Check every setting and every combination, and resolve the names, before any file is
+    /// read or written.
+    pub fn plan(&self) -> Result<Plan<'_>> {
+        self.validate()?;
+        let model = ModelKind::parse(&self.model)?;
+        let image_folder = model == ModelKind::EfficientnetLite0;
+        let mut arms = Vec::with_capacity(self.strategies.len());
+        for name in &self.strategies {
+            if let Some(policy) = policy_name(name) {
+                arms.push(Arm::Stream(policy));
+                continue;
+            }
+            let strategy = quarry_strategies::by_name_with(name, &self.options).map_err(|e| ExperimentError::flag("--strategy", e.to_string()))?;
+            for kind in strategy.needs().kinds() {
+                if let Some(why) = self.cannot_make(model, image_folder, kind) {
+                    return Err(ExperimentError::flag("--strategy", format!("{} needs {} scores: {why}", strategy.name(), kind.name())));
+                }
+            }
+            arms.push(Arm::Pool(strategy));
+        }
+        let rules = crate::stopping::parse_rules(&self.stop)?;
+        if let (ModelKind::EfficientnetLite0, TestSpec::File { .. }) = (model, &self.test) {
+            return Err(ExperimentError::flag("--test", "with an image folder, hold out a test set with --test-fraction"));
+        }
+        Ok(Plan { config: self, model, arms, rules })
+    }
+
+    /// Why the learner of this config cannot make scores of `kind` (`None`: it can).
+    fn cannot_make(&self, model: ModelKind, image_folder: bool, kind: ScoreKind) -> Option<String> {
+        match kind {
+            ScoreKind::McSamples => {
+                let has_dropout = model.is_network() || (model == ModelKind::EfficientnetLite0 && self.image.train_blocks > 0);
+                if !has_dropout {
+                    Some(format!("Monte-Carlo dropout samples need a network with dropout (--model mlp or lenet5, with --dropout above 0); {model} has no dropout"))
+                } else if self.net.dropout <= 0.0 {
+                    Some(format!("Monte-Carlo dropout samples need --dropout above 0 ({model} is trained without dropout)"))
+                } else {
+                    None
+                }
+            }
+            ScoreKind::Patches if !image_folder => {
+                Some(format!("predictions of augmented patches need an image folder as --data with --model efficientnet-lite0, not {model}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_parse_by_name_and_unknown_ones_are_refused() {
+        for m in ModelKind::ALL {
+            assert_eq!(ModelKind::parse(m.name()).unwrap(), m);
+            assert_eq!(serde_json::to_value(m).unwrap(), serde_json::Value::String(m.name().into()), "run identities keep the name");
+        }
+        assert_eq!(ModelKind::parse("EfficientNet_Lite0").unwrap(), ModelKind::EfficientnetLite0);
+        let e = ModelKind::parse("resnet").unwrap_err().to_string();
+        assert!(e.contains("--model") && e.contains("resnet") && e.contains("logreg, lenet5, mlp, efficientnet-lite0"), "{e}");
+        assert!(ModelKind::Mlp.is_network() && !ModelKind::Logreg.is_network());
+    }
+
+    /// What cannot run is refused with the strategy, the scores it needs and what would make them.
+    #[test]
+    fn combinations_that_cannot_run_are_refused() {
+        let mut config = crate::config::tests::config();
+        config.strategies = vec!["margin".into(), "bald".into()];
+        let e = config.plan().err().expect("bald on logreg").to_string();
+        assert!(e.contains("--strategy") && e.contains("bald") && e.contains("mc-samples") && e.contains("dropout"), "{e}");
+        config.model = "mlp".into();
+        let e = config.plan().err().expect("bald without dropout").to_string();
+        assert!(e.contains("--dropout above 0"), "{e}");
+        config.net.dropout = 0.2;
+        let plan = config.plan().unwrap();
+        let names: Vec<&str> = plan.arms.iter().map(|a| a.name()).collect();
+        assert_eq!(names, ["margin", "bald"]);
+        assert_eq!(plan.model, ModelKind::Mlp);
+        config.strategies = vec!["aift".into()];
+        let e = config.plan().err().expect("aift without images").to_string();
+        assert!(e.contains("aift") && e.contains("image folder"), "{e}");
+        config.strategies = vec!["stream-paced".into(), "MARGIN".into()];
+        let plan = config.plan().unwrap();
+        assert!(matches!(plan.arms[0], Arm::Stream("stream-paced")));
+        assert_eq!(plan.arms[1].name(), "margin");
+    }
+}
