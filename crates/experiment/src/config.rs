@@ -312,7 +312,7 @@ pub fn check_fingerprint(out: &Path, now: &[FileFingerprint]) -> Result<()> {
             return Err(ExperimentError::RunDir {
                 path: f.path.clone(),
                 reason: format!(
-                    "changed since the run directory {} was made from it ({} content fingerprint differs), so its saved runs do not fit it; use a new --out (or restore the file)",
+                    "changed since the run directory {} was made from it ({} content fingerprint differs), so its saved runs do not fit it; use a new --out (or restore it)",
                     out.display(),
                     f.flag
                 ),

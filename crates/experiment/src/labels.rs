@@ -117,12 +117,23 @@ fn is_header(file: &str, label: &str) -> bool {
 /// and blank lines skipped, extra columns ignored, labels possibly empty. A line with one field
 /// or an empty file name is an error naming `path:line`.
 pub fn parse_entries(text: &[u8], path: &Path) -> Result<Vec<Entry>> {
+    // The csv crate counts a record's line from the end of the previous record, blank lines
+    // included; a person counts the line the record is written on.
+    let newlines: Vec<usize> = text.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
+    let line_of = |pos: Option<&csv::Position>| -> u64 {
+        let Some(pos) = pos else { return 0 };
+        let mut at = pos.byte() as usize;
+        while at < text.len() && matches!(text[at], b'\n' | b'\r') {
+            at += 1;
+        }
+        newlines.partition_point(|&n| n < at) as u64 + 1
+    };
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(text);
     let mut out = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
         let more = reader.read_record(&mut record).map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
+            let line = line_of(e.position());
             let reason = match e.kind() {
                 csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".to_string(),
                 _ => e.to_string(),
@@ -132,7 +143,7 @@ pub fn parse_entries(text: &[u8], path: &Path) -> Result<Vec<Entry>> {
         if !more {
             return Ok(out);
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = line_of(record.position());
         let bad = |reason: String| LabelsError::Line { path: path.to_path_buf(), line, reason };
         let fields: Vec<&str> = record.iter().map(|f| f.trim_matches(|c: char| c == '\u{feff}' || c.is_whitespace())).collect();
         if fields.iter().all(|f| f.is_empty()) {
@@ -151,6 +162,21 @@ pub fn parse_entries(text: &[u8], path: &Path) -> Result<Vec<Entry>> {
         }
         out.push(Entry { line, file, label: label.to_string() });
     }
+}
+
+/// Whether the first line of `text` that is not blank is a `file,label` header (the first line of
+/// every batch file quarry writes).
+pub fn starts_with_header(text: &[u8]) -> bool {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(text);
+    let mut record = csv::StringRecord::new();
+    while let Ok(true) = reader.read_record(&mut record) {
+        let fields: Vec<&str> = record.iter().map(|f| f.trim_matches(|c: char| c == '\u{feff}' || c.is_whitespace())).collect();
+        if fields.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        return fields.len() >= 2 && is_header(fields[0], fields[1]);
+    }
+    false
 }
 
 /// [`parse_entries`] of the file at `path`; `None` when there is no such file.

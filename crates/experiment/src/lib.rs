@@ -3,15 +3,19 @@
 //! run directories and reports.
 
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod evaluate;
 pub mod images;
 pub mod initial;
+pub mod learners;
 pub mod labels;
 pub mod metrics;
+pub mod outcome;
 pub mod patch_scores;
 pub mod plan;
 pub mod plot;
+pub mod progress;
 pub mod propose;
 pub mod report;
 pub mod rundir;
@@ -27,4 +31,5 @@ pub use stopping::{BudgetRule, parse_rules, run_rules};
 pub use config::{ColdStart, CommitteeSpec, DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds};
 pub use error::{ExperimentError, Result};
 pub use plan::{Arm, ModelKind, Plan};
-pub use simulate::{SimulationOutcome, simulate};
+pub use outcome::{RunResult, SimulationOutcome, StreamStats};
+pub use simulate::simulate;

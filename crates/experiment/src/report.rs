@@ -7,38 +7,15 @@ use crate::config::ExperimentConfig;
 use crate::metrics::{self, Efficiency, SeedCurves};
 use crate::plot::{CurvePoint, CurveSeries, PlotSpec, write_svg};
 use crate::rundir::{FullPoolResult, RunDir, write_atomic};
-use crate::simulate::{LoadedData, Prepared, SimulationOutcome};
-use crate::stream::StreamStats;
+use crate::data::{LoadedData, Prepared};
+use crate::outcome::{RunResult, SimulationOutcome, StreamStats};
 use crate::{ExperimentError, Result};
-use quarry_core::{Pool, RoundRecord, SampleId, SampleState, StopReason};
+use quarry_core::{RoundRecord, SampleId};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// One finished (strategy, seed) run.
-#[derive(Debug, Clone)]
-pub struct RunResult {
-    pub strategy: String,
-    pub seed: u64,
-    pub history: Vec<RoundRecord>,
-    pub stop: StopReason,
-    /// The labeled pool samples in labeling order, each with the round it was labeled in (round
-    /// 0: the initial set); [`queried`] reads them off the run's final pool.
-    pub queried: Vec<(SampleId, u32)>,
-}
-
-/// The labeled samples of `pool` in labeling order, with the round each was labeled in.
-pub fn queried(pool: &Pool) -> Vec<(SampleId, u32)> {
-    pool.labeled()
-        .iter()
-        .filter_map(|&id| match pool.state(id) {
-            SampleState::Labeled { round, .. } => Some((id, round)),
-            _ => None,
-        })
-        .collect()
-}
 
 impl RunResult {
     /// The rounds within the budget (a directory continued with a smaller budget keeps its
@@ -398,6 +375,8 @@ fn curve_series(runs: &[RunResult], budget: usize) -> Vec<CurveSeries> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::queried;
+    use quarry_core::{Pool, StopReason};
     use quarry_core::{Dataset, Matrix};
 
     fn run(strategy: &str, seed: u64, queried: &[(u32, u32)]) -> RunResult {

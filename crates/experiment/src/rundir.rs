@@ -12,7 +12,6 @@
 //! never leaves a half-written file, a state never refers to another round's checkpoint, and
 //! nothing already stored is lost.
 
-use crate::config::RunIdentity;
 use crate::{ExperimentError, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -67,8 +66,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 impl RunDir {
     /// Open `root` for the run `identity`: create it if absent or empty; continue it if it holds
-    /// a run with the same identity; refuse (changing nothing) otherwise.
-    pub fn open(root: &Path, identity: &RunIdentity) -> Result<RunDir> {
+    /// a run with the same identity; refuse (changing nothing) otherwise. The identity is
+    /// whatever fixes a run's results (a simulation's [`crate::config::RunIdentity`]), compared
+    /// field by field as JSON.
+    pub fn open(root: &Path, identity: &impl Serialize) -> Result<RunDir> {
         let header_path = root.join("run.json");
         let wanted = serde_json::to_value(identity).expect("identity serializes");
         if root.exists() {

@@ -25,9 +25,9 @@
 
 use crate::plan::Plan;
 use crate::evaluate::{EvalSchedule, Evaluator};
-use crate::report::RunResult;
 use crate::rundir::RunDir;
-use crate::simulate::{base_learner, initial_labels, session_settings};
+use crate::learners::{base_learner, initial_labels, session_settings};
+use crate::outcome::{RunResult, StreamStats};
 use crate::stopping::run_rules;
 use crate::{ExperimentError, Result};
 use indicatif::ProgressBar;
@@ -63,23 +63,6 @@ pub struct StreamState {
     /// Set once the run is over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<StopReason>,
-}
-
-/// How a stream run spent its labels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StreamStats {
-    pub strategy: String,
-    pub seed: u64,
-    /// Samples in the stream (the pool less the initial set).
-    pub stream_length: usize,
-    /// Labels the stream could spend (`--budget` less the initial set).
-    pub stream_budget: usize,
-    pub arrivals_seen: usize,
-    /// Labels queried from the stream (the initial set not counted).
-    pub labels_spent: usize,
-    /// Labels queried in each quarter of the stream (by arrival position): evenly paced spending
-    /// puts about `stream_budget / 4` in each.
-    pub quarters: [usize; 4],
 }
 
 impl StreamStats {
@@ -157,9 +140,9 @@ impl StreamRun<'_> {
         if let Some((state, _)) = &saved
             && let Some(stop) = &state.finished
         {
-            bar.inc(state.session.rounds as u64);
+            bar.dec_length(state.session.rounds as u64);
             let stats = StreamStats::of(name, seed, state);
-            let queried = crate::report::queried(&state.session.pool);
+            let queried = crate::outcome::queried(&state.session.pool);
             return Ok((RunResult { strategy: name.to_string(), seed, history: state.history.clone(), stop: stop.clone(), queried }, stats));
         }
         let mut learner = base_learner(self.plan.model, config, self.pool.dim(), self.pool.n_classes(), seed)?;
@@ -173,7 +156,7 @@ impl StreamRun<'_> {
             .with_rules(run_rules(config.budget, &self.plan.rules));
         let (mut st, mut policy) = match saved {
             Some((state, _)) => {
-                bar.inc(state.session.rounds as u64);
+                bar.dec_length(state.session.rounds as u64);
                 session = session.resume(state.session.clone()).map_err(wrap)?;
                 let policy = state.policy.clone().restore();
                 (state, policy)
@@ -267,7 +250,7 @@ impl StreamRun<'_> {
         st.finished = Some(stop.clone());
         save(&mut st, &session, policy.as_ref())?;
         let stats = StreamStats::of(name, seed, &st);
-        let queried = crate::report::queried(session.pool());
+        let queried = crate::outcome::queried(session.pool());
         Ok((RunResult { strategy: name.to_string(), seed, history: st.history, stop, queried }, stats))
     }
 }

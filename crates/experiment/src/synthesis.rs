@@ -19,7 +19,8 @@
 
 use crate::metrics::{self, Efficiency, SeedCurves};
 use crate::plot::{CurvePoint, CurveSeries, PlotSpec, write_svg};
-use crate::report::{RunResult, Spread, curves_csv};
+use crate::outcome::RunResult;
+use crate::report::{Spread, curves_csv};
 use crate::rundir::write_atomic;
 use crate::synthesis_plot::{QueryPanel, write_queries_svg};
 use crate::{ExperimentError, Result};
