@@ -36,24 +36,34 @@ enum Command {
     /// over seeds. Writes curves.csv, summary.json, curves.svg, queries.csv and queries.svg
     /// (the true and learned boundaries with the initial points and the queries) to --out.
     Synthesize(SynthesizeArgs),
-    /// Real use: the next images to label in a folder of unlabeled images. Reads the labels a
-    /// person has given so far (--labels, `file,label` lines; `-` marks an image impossible to
-    /// label; a missing file means none yet), fits a softmax head on the pretrained
-    /// EfficientNet-Lite0's features and lets the strategy (AIFT by default) pick from the images
-    /// not yet answered; with fewer than two classes labeled, k-means++ on the embeddings picks a
-    /// diverse cold-start batch. Prints the batch and writes it to --out as `file,` lines to fill
-    /// in and append to the labels file. Nothing is written to the labels file.
+    /// Real use: the next images to label in a folder of unlabeled images (and its sub-folders).
+    /// Reads the labels a person has given so far (--labels, `file,label` lines; `-` marks an
+    /// image impossible to label; a later line for the same file corrects it; a missing file
+    /// means none yet), fits a softmax head on the pretrained EfficientNet-Lite0's features and
+    /// lets the strategy (AIFT by default) pick from the images not yet answered; with fewer than
+    /// two classes labeled, k-means++ on the embeddings picks a diverse cold-start batch. Prints
+    /// the batch and writes it to --out as `file,label,guess,probability` lines: fill in each
+    /// label and append the lines to the labels file. Nothing is written to the labels file, and
+    /// no file given is overwritten unless it is quarry's own (an earlier batch whose answers were
+    /// appended, a feature cache).
     Query(QueryArgs),
 }
 
 #[derive(Args)]
 struct QueryArgs {
-    /// A folder of PNG/JPEG images (flat; sub-folders are read too, their names ignored).
+    /// A folder of PNG/JPEG images: the images in it and in its sub-folders at any depth, each
+    /// named by its path relative to the folder (`x.png`, `sub/y.jpg`); folder names mean nothing.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
-    /// The labels given so far: `file,label` lines, `file` relative to --data.
+    /// The labels given so far: `file,label` lines, `file` relative to --data (quoted fields, a
+    /// repeated header, a byte-order mark, `./` and extra columns are fine; the last line for a
+    /// file wins). Only read, never written.
     #[arg(long, value_name = "CSV")]
     labels: PathBuf,
+    /// The classes, comma-separated: a label outside them is an error naming file:line (instead
+    /// of a new class), and the classes keep this order.
+    #[arg(long, value_name = "A,B,...")]
+    classes: Option<String>,
     /// EfficientNet-Lite0 weights (safetensors).
     #[arg(long, value_name = "FILE")]
     weights: PathBuf,
@@ -84,10 +94,14 @@ struct QueryArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Keep the backbone's features of the folder in this memory-mapped file between calls
-    /// (rebuilt when the images, weights or resolution changed).
+    /// (rebuilt when the images, weights or resolution changed). A file there that is not a
+    /// feature cache is an error, never overwritten.
     #[arg(long, value_name = "FILE")]
     features_cache: Option<PathBuf>,
-    /// Where to write the proposed batch (`file,label` header, then `file,` per image).
+    /// Where to write the proposed batch: a `file,label,guess,probability` header, then per image
+    /// its file, an empty label to fill in, and the model's guess with its probability (empty
+    /// during the cold start). Must not be the labels file or any file given; an earlier batch
+    /// is replaced only when its filled-in answers are already in the labels file.
     #[arg(long, value_name = "CSV")]
     out: PathBuf,
 }
@@ -415,7 +429,8 @@ fn seeds_phrase(n: usize) -> String {
 }
 
 fn run_query(a: QueryArgs) -> Result<()> {
-    use quarry_experiment::propose::{QuerySpec, batch_csv, propose};
+    use quarry_experiment::propose::{QuerySpec, check_out, propose, write_batch};
+    let classes = a.classes.as_deref().map(quarry_experiment::labels::parse_classes).transpose()?;
     let spec = QuerySpec {
         folder: a.data,
         labels: a.labels,
@@ -430,26 +445,47 @@ fn run_query(a: QueryArgs) -> Result<()> {
         c: a.c,
         seed: a.seed,
         features_cache: a.features_cache,
+        classes,
     };
+    // Before any work (and before the features cache is written): where the batch goes.
+    let target = check_out(&spec, &a.out)?;
     let p = propose(&spec)?;
     for s in &p.skipped {
         eprintln!("warning: {s}");
     }
+    if !p.corrections.is_empty() {
+        let shown: Vec<String> =
+            p.corrections.iter().take(5).map(|c| format!("{} {} -> {} (line {} over line {})", c.file, c.from, c.to, c.line, c.earlier_line)).collect();
+        let more = if p.corrections.len() > 5 { format!(", and {} more", p.corrections.len() - 5) } else { String::new() };
+        eprintln!("{}: applied {} correction(s), the last line for a file wins: {}{more}", spec.labels.display(), p.corrections.len(), shown.join(", "));
+    }
+    if p.repeats > 0 {
+        eprintln!("{}: {} line(s) repeat an earlier label unchanged", spec.labels.display(), p.repeats);
+    }
+    let per_class: Vec<String> = p.classes.iter().zip(&p.class_counts).map(|(c, n)| format!("{c} {n}")).collect();
+    let classes = match p.class_counts.iter().filter(|&&n| n > 0).count() {
+        0 if per_class.is_empty() => "no classes yet".to_string(),
+        n => format!("{n} classes: {}", per_class.join(", ")),
+    };
     eprintln!(
-        "{} labeled ({} classes: {}), {} marked impossible, {} unanswered; {}",
+        "{} labeled ({classes}), {} marked impossible, {} unanswered; {}",
         p.labeled,
-        p.classes.len(),
-        p.classes.join(", "),
         p.impossible,
         p.unanswered,
         p.how
     );
-    std::fs::write(&a.out, batch_csv(&p.files)).map_err(|e| anyhow::anyhow!("{}: {e}", a.out.display()))?;
-    for f in &p.files {
-        println!("{f}");
+    write_batch(&spec, &a.out, &target, &p.picks)?;
+    // stdout: the files alone, one per line (for scripts); the guesses are in --out.
+    for pick in &p.picks {
+        println!("{}", pick.file);
     }
-    if !p.files.is_empty() {
-        eprintln!("wrote {} images to label to {}: fill in each label (or - if it cannot be labeled) and append the lines to {}", p.files.len(), a.out.display(), spec.labels.display());
+    if !p.picks.is_empty() {
+        eprintln!(
+            "wrote {} images to label to {}: fill in each label (or - if it cannot be labeled) and append the lines to {}",
+            p.picks.len(),
+            a.out.display(),
+            spec.labels.display()
+        );
     }
     Ok(())
 }

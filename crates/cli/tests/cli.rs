@@ -182,10 +182,10 @@ fn same_seed_same_curves_and_resume_continues_exactly() {
     assert!(simulate(&a, "random,margin", "80", "1").status.success());
     // b: first to 40 labels, then continued to 80 in the same directory.
     assert!(simulate(&b, "random,margin", "40", "1").status.success());
-    let state_before = std::fs::read_to_string(b.join("runs/margin/seed-0.json")).unwrap();
+    let state_before = std::fs::read(b.join("runs/margin/seed-0.run")).unwrap();
     let o = simulate(&b, "random,margin", "80", "1");
     assert!(o.status.success(), "{}", stderr(&o));
-    let state_after = std::fs::read_to_string(b.join("runs/margin/seed-0.json")).unwrap();
+    let state_after = std::fs::read(b.join("runs/margin/seed-0.run")).unwrap();
     assert!(state_after.len() > state_before.len());
     assert_eq!(curve_rows(&a), curve_rows(&b), "a resumed run must equal an uninterrupted one");
     // Running the finished run again changes nothing.
@@ -218,7 +218,9 @@ fn run_directory_of_other_settings_or_version_is_refused_and_kept() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("run.json") && stderr(&o).contains("batch"), "{}", stderr(&o));
     // Another version.
-    std::fs::write(out.join("run.json"), header.replace("\"version\": 1", "\"version\": 0")).unwrap();
+    let older = header.replace("\"version\": 2", "\"version\": 1");
+    assert_ne!(older, header, "run.json names its format version");
+    std::fs::write(out.join("run.json"), older).unwrap();
     let o = simulate(&out, "random", "30", "1");
     assert!(!o.status.success());
     assert!(stderr(&o).contains("incompatible quarry version"), "{}", stderr(&o));
@@ -573,7 +575,7 @@ fn query_proposes_batches_from_a_flat_folder_until_everything_is_answered() {
             "--features-cache", d.join("features.bin").to_str().unwrap()])
     };
     let proposed = || -> Vec<String> {
-        std::fs::read_to_string(&next).unwrap().lines().skip(1).map(|l| l.trim_end_matches(',').to_string()).collect()
+        std::fs::read_to_string(&next).unwrap().lines().skip(1).map(|l| l.split(',').next().unwrap_or_default().to_string()).collect()
     };
     let mut answered = std::collections::HashSet::new();
     let mut append = |files: &[String], label: &dyn Fn(&str) -> String| {
