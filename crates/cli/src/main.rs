@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use quarry_experiment::report::Spread;
-use quarry_experiment::{ColdStart, CommitteeSpec, DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds, simulate};
+use quarry_experiment::{ColdStart, ModelKind, Named, CommitteeSpec, DataSpec, ExperimentConfig, ImageConfig, NetConfig, Scaling, TestSpec, parse_seeds, simulate};
 use quarry_strategies::StrategyOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,33 +123,15 @@ struct PredictArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum CommitteeArg {
-    Bagging,
-    Mixed,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ColdStartArg {
-    Random,
-    KmeansPp,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum TrainArg {
     Refit,
     Online,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ScaleArg {
-    /// IDX pixels → divide by 255; CSV → standardize (the P1 protocol)
-    Auto,
-    /// Standardize with the pool's mean and standard deviation
-    Standardize,
-    /// Divide by 255
-    Unit,
-    /// Use the features as read
-    None,
+/// A value parser for a setting chosen by name: the library's own names, listed in `--help`.
+fn named<T: Named + Send + Sync + Clone>() -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(T::ALL.iter().map(|v| v.name())).map(|s| T::from_name(&s).expect("a listed name"))
 }
 
 #[derive(Args)]
@@ -176,14 +158,15 @@ struct SimulateArgs {
     /// Use only the first N samples of --data as the pool.
     #[arg(long, value_name = "N")]
     pool_size: Option<usize>,
-    /// Feature scaling.
-    #[arg(long, value_enum, default_value = "auto")]
-    scale: ScaleArg,
+    /// Feature scaling: `auto` (IDX pixels → divide by 255; CSV → standardize: the P1 protocol),
+    /// `standardize` (the pool's mean and standard deviation), `unit` (divide by 255), `none`.
+    #[arg(long, value_parser = named::<Scaling>(), default_value = "auto")]
+    scale: Scaling,
     /// The learner: `logreg` (multinomial logistic regression, L2), `lenet5` (CNN for 28x28 images),
     /// `mlp` (one hidden layer), or `efficientnet-lite0` (image folders: a new softmax head on the
     /// frozen ImageNet-pretrained backbone, warm-started each round).
-    #[arg(long, default_value = "logreg")]
-    model: String,
+    #[arg(long, value_parser = named::<ModelKind>(), default_value = "logreg")]
+    model: ModelKind,
     /// efficientnet-lite0: the pretrained weights (safetensors).
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
@@ -237,8 +220,8 @@ struct SimulateArgs {
     replay: usize,
     /// How the initial set is drawn: `random`, or `kmeans-pp` (k-means++ seeding in the feature /
     /// embedding space: a diverse cold start).
-    #[arg(long, value_enum, default_value = "random")]
-    cold_start: ColdStartArg,
+    #[arg(long, value_parser = named::<ColdStart>(), default_value = "random")]
+    cold_start: ColdStart,
     /// Random warm start: query at random until N labels, then use the strategy (a cold-start fix).
     #[arg(long, value_name = "N", default_value_t = 0)]
     warmup: usize,
@@ -283,8 +266,8 @@ struct SimulateArgs {
     /// How the query-by-committee strategies build their committee: `bagging` (copies of the model
     /// on bootstrap resamples) or `mixed` (different learner kinds — logistic regression at C, C/10,
     /// 10·C … alternating with MLPs — each on every label).
-    #[arg(long, value_enum, default_value = "bagging")]
-    committee: CommitteeArg,
+    #[arg(long, value_parser = named::<CommitteeSpec>(), default_value = "bagging")]
+    committee: CommitteeSpec,
     /// Members of a query-by-committee / query-by-bagging committee.
     #[arg(long, default_value_t = 5)]
     committee_size: usize,
@@ -497,12 +480,7 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             Some(path) => TestSpec::File { path, labels: a.test_labels },
             None => TestSpec::Fraction(a.test_fraction),
         },
-        scaling: match a.scale {
-            ScaleArg::Auto => Scaling::Auto,
-            ScaleArg::Standardize => Scaling::Standardize,
-            ScaleArg::Unit => Scaling::Unit,
-            ScaleArg::None => Scaling::None,
-        },
+        scaling: a.scale,
         model: a.model,
         c: a.c,
         net: NetConfig {
@@ -515,14 +493,8 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
             replay: a.replay,
         },
         warmup: a.warmup,
-        committee: match a.committee {
-            CommitteeArg::Bagging => CommitteeSpec::Bagging,
-            CommitteeArg::Mixed => CommitteeSpec::Mixed,
-        },
-        cold_start: match a.cold_start {
-            ColdStartArg::Random => ColdStart::Random,
-            ColdStartArg::KmeansPp => ColdStart::KmeansPp,
-        },
+        committee: a.committee,
+        cold_start: a.cold_start,
         positive_class: a.positive_class,
         image: ImageConfig {
             weights: a.weights,

@@ -1,11 +1,74 @@
 //! What a simulation is asked to do, validated once.
 
 use crate::{ExperimentError, Result};
-use quarry_strategies::stream::{POLICIES, StreamOptions, policy_name};
-use quarry_strategies::{StrategyOptions, UnknownStrategy};
+use quarry_strategies::StrategyOptions;
+use quarry_strategies::stream::StreamOptions;
 use serde::{Deserialize, Serialize};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
+
+/// A setting chosen by name (`--model`, `--scale`, `--cold-start`, `--committee`): the names the
+/// command line takes and `run.json` records.
+pub trait Named: Sized + Copy + 'static {
+    const ALL: &'static [Self];
+    fn name(self) -> &'static str;
+    /// The value `name` means (`_` and `-` alike, case ignored).
+    fn from_name(name: &str) -> Option<Self> {
+        let wanted = name.trim().to_ascii_lowercase().replace('_', "-");
+        Self::ALL.iter().copied().find(|v| v.name() == wanted)
+    }
+}
+
+/// The learners `--model` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelKind {
+    /// Multinomial logistic regression (L-BFGS to convergence).
+    #[serde(rename = "logreg")]
+    Logreg,
+    /// The LeNet-5 CNN for 28×28 images.
+    #[serde(rename = "lenet5")]
+    Lenet5,
+    /// One hidden layer.
+    #[serde(rename = "mlp")]
+    Mlp,
+    /// A pretrained EfficientNet-Lite0 over an image folder: a softmax head on its features, or
+    /// its last blocks fine-tuned.
+    #[serde(rename = "efficientnet-lite0")]
+    EfficientnetLite0,
+}
+
+impl Named for ModelKind {
+    const ALL: &'static [ModelKind] = &[ModelKind::Logreg, ModelKind::Lenet5, ModelKind::Mlp, ModelKind::EfficientnetLite0];
+    fn name(self) -> &'static str {
+        match self {
+            ModelKind::Logreg => "logreg",
+            ModelKind::Lenet5 => "lenet5",
+            ModelKind::Mlp => "mlp",
+            ModelKind::EfficientnetLite0 => "efficientnet-lite0",
+        }
+    }
+}
+
+impl ModelKind {
+    /// The model a name means; an unknown name is an error listing the known ones.
+    pub fn parse(name: &str) -> Result<ModelKind> {
+        ModelKind::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = ModelKind::ALL.iter().map(|m| m.name()).collect();
+            ExperimentError::flag("--model", format!("unknown model '{name}' (known: {})", known.join(", ")))
+        })
+    }
+
+    /// A network quarry trains itself (LeNet-5, MLP): online training and MC dropout apply.
+    pub fn is_network(self) -> bool {
+        matches!(self, ModelKind::Lenet5 | ModelKind::Mlp)
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// How features are scaled before learning (P1 of BENCHMARK.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +81,18 @@ pub enum Scaling {
     /// Divide by 255 (pixels).
     Unit,
     None,
+}
+
+impl Named for Scaling {
+    const ALL: &'static [Scaling] = &[Scaling::Auto, Scaling::Standardize, Scaling::Unit, Scaling::None];
+    fn name(self) -> &'static str {
+        match self {
+            Scaling::Auto => "auto",
+            Scaling::Standardize => "standardize",
+            Scaling::Unit => "unit",
+            Scaling::None => "none",
+        }
+    }
 }
 
 /// Where the test set comes from.
@@ -48,7 +123,7 @@ pub struct ExperimentConfig {
     pub data: DataSpec,
     pub test: TestSpec,
     pub scaling: Scaling,
-    pub model: String,
+    pub model: ModelKind,
     /// Inverse L2 strength of logistic regression.
     pub c: f64,
     /// Settings of the neural learners (`lenet5`, `mlp`).
@@ -106,6 +181,16 @@ pub enum CommitteeSpec {
     Mixed,
 }
 
+impl Named for CommitteeSpec {
+    const ALL: &'static [CommitteeSpec] = &[CommitteeSpec::Bagging, CommitteeSpec::Mixed];
+    fn name(self) -> &'static str {
+        match self {
+            CommitteeSpec::Bagging => "bagging",
+            CommitteeSpec::Mixed => "mixed",
+        }
+    }
+}
+
 /// How the initial labeled set is chosen (the same set for every strategy of a seed).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -115,6 +200,16 @@ pub enum ColdStart {
     Random,
     /// k-means++ seeding in the feature / embedding space: spread over the pool.
     KmeansPp,
+}
+
+impl Named for ColdStart {
+    const ALL: &'static [ColdStart] = &[ColdStart::Random, ColdStart::KmeansPp];
+    fn name(self) -> &'static str {
+        match self {
+            ColdStart::Random => "random",
+            ColdStart::KmeansPp => "kmeans-pp",
+        }
+    }
 }
 
 /// Image folders with a pretrained backbone (`--model efficientnet-lite0`).
@@ -202,7 +297,7 @@ pub struct RunIdentity {
     pub data: DataSpec,
     pub test: TestSpec,
     pub scaling: Scaling,
-    pub model: String,
+    pub model: ModelKind,
     pub c: f64,
     pub net: NetConfig,
     pub positive_class: Option<String>,
@@ -322,15 +417,13 @@ pub fn check_fingerprint(out: &Path, now: &[FileFingerprint]) -> Result<()> {
     Ok(())
 }
 
-pub const MODELS: &[&str] = &["logreg", "lenet5", "mlp", "efficientnet-lite0"];
-
 impl ExperimentConfig {
     pub fn identity(&self) -> RunIdentity {
         RunIdentity {
             data: self.data.clone(),
             test: self.test.clone(),
             scaling: self.scaling,
-            model: self.model.clone(),
+            model: self.model,
             c: self.c,
             net: self.net.clone(),
             positive_class: self.positive_class.clone(),
@@ -351,11 +444,12 @@ impl ExperimentConfig {
 
     /// A network trained by quarry (LeNet-5, MLP).
     pub fn is_network(&self) -> bool {
-        self.model == "lenet5" || self.model == "mlp"
+        self.model.is_network()
     }
 
-    /// Checks every flag before any file is read or written.
-    pub fn validate(&self) -> Result<()> {
+    /// The flags' own values, each on its own; [`ExperimentConfig::plan`] checks them first,
+    /// then the names and the combinations.
+    pub(crate) fn check_settings(&self) -> Result<()> {
         if self.batch == 0 {
             return Err(ExperimentError::flag("--batch", "must be at least 1, got 0"));
         }
@@ -380,16 +474,16 @@ impl ExperimentConfig {
         if !(0.0..1.0).contains(&self.net.dropout) {
             return Err(ExperimentError::flag("--dropout", format!("must lie in [0, 1), got {}", self.net.dropout)));
         }
-        if self.model == "efficientnet-lite0" && self.image.weights.is_none() {
+        if self.model == ModelKind::EfficientnetLite0 && self.image.weights.is_none() {
             return Err(ExperimentError::flag("--weights", "efficientnet-lite0 needs its weights file (safetensors)"));
         }
         if self.image.train_blocks > 16 {
             return Err(ExperimentError::flag("--train-blocks", format!("EfficientNet-Lite0 has 16 blocks, got {}", self.image.train_blocks)));
         }
-        if self.image.train_patches && (self.model != "efficientnet-lite0" || self.net.online) {
+        if self.image.train_patches && (self.model != ModelKind::EfficientnetLite0 || self.net.online) {
             return Err(ExperimentError::flag("--train-patches", "trains on augmented patches of an image folder (--model efficientnet-lite0, refit)"));
         }
-        if self.image.train_blocks > 0 && self.model != "efficientnet-lite0" {
+        if self.image.train_blocks > 0 && self.model != ModelKind::EfficientnetLite0 {
             return Err(ExperimentError::flag("--train-blocks", "fine-tunes efficientnet-lite0 (an image folder with --model efficientnet-lite0)"));
         }
         check_patches(self.image.patches, self.image.resolution, self.image.patch_scale)?;
@@ -402,21 +496,6 @@ impl ExperimentConfig {
                 format!("{} is below the initial set of {} labels (--initial)", self.budget, self.initial),
             ));
         }
-        if self.strategies.is_empty() {
-            return Err(ExperimentError::flag("--strategy", "name at least one strategy"));
-        }
-        for s in &self.strategies {
-            if policy_name(s).is_some() {
-                continue;
-            }
-            quarry_strategies::by_name_with(s, &self.options).map_err(|e| match e {
-                UnknownStrategy::Unknown { given, known } => {
-                    let stream: Vec<&str> = POLICIES.iter().map(|(n, _)| *n).collect();
-                    ExperimentError::flag("--strategy", format!("unknown strategy '{given}' (known: {known}; stream-based: {})", stream.join(", ")))
-                }
-                e => ExperimentError::flag("--strategy", e.to_string()),
-            })?;
-        }
         self.stream.check().map_err(|e| match e {
             quarry_core::Error::InvalidParameter { name, reason } => ExperimentError::Flag {
                 flag: ["--stream-threshold", "--stream-step", "--stream-window"].into_iter().find(|f| *f == name).unwrap_or("--stream"),
@@ -424,20 +503,10 @@ impl ExperimentConfig {
             },
             e => ExperimentError::Core(e),
         })?;
-        let mut names: Vec<String> =
-            self.strategies.iter().map(|s| policy_name(s).map_or_else(|| quarry_strategies::normalize_name(s), String::from)).collect();
-        names.sort();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(ExperimentError::flag("--strategy", format!("'{}' is listed twice", w[0])));
-        }
-        crate::stopping::parse_rules(&self.stop)?;
         if self.seeds.is_empty() {
             return Err(ExperimentError::flag("--seeds", "run at least one seed"));
         }
         check_distinct_seeds(&self.seeds)?;
-        if !MODELS.contains(&self.model.as_str()) {
-            return Err(ExperimentError::flag("--model", format!("unknown model '{}' (known: {})", self.model, MODELS.join(", "))));
-        }
         if !(self.c > 0.0 && self.c.is_finite()) {
             return Err(ExperimentError::flag("--c", format!("must be a positive number, got {}", self.c)));
         }
@@ -524,7 +593,7 @@ pub(crate) mod tests {
             data: DataSpec { path: "d.csv".into(), labels: None, label_column: Some("y".into()), pool_size: None },
             test: TestSpec::Fraction(0.3),
             scaling: Scaling::Standardize,
-            model: "logreg".into(),
+            model: ModelKind::Logreg,
             c: 1.0,
             net: NetConfig::default(),
             positive_class: None,
@@ -550,6 +619,22 @@ pub(crate) mod tests {
     /// A flag and a change to a valid config that makes that flag wrong.
     type BadFlag = (&'static str, Box<dyn Fn(&mut ExperimentConfig)>);
 
+    /// The names the command line takes are the names run.json records.
+    #[test]
+    fn named_settings_are_their_serde_names() {
+        fn check<T: Named + Serialize>() {
+            for &v in T::ALL {
+                assert_eq!(serde_json::to_value(v).unwrap(), serde_json::Value::String(v.name().into()));
+                assert_eq!(T::from_name(&v.name().to_uppercase().replace('-', "_")).map(T::name), Some(v.name()));
+            }
+            assert!(T::from_name("nope").is_none());
+        }
+        check::<ModelKind>();
+        check::<Scaling>();
+        check::<CommitteeSpec>();
+        check::<ColdStart>();
+    }
+
     #[test]
     fn bad_flags_name_the_flag() {
         let cases: Vec<BadFlag> = vec![
@@ -557,26 +642,25 @@ pub(crate) mod tests {
             ("--budget", Box::new(|c| c.budget = 5)),
             ("--strategy", Box::new(|c| c.strategies = vec!["nope".into()])),
             ("--strategy", Box::new(|c| c.strategies = vec!["margin".into(), "MARGIN".into()])),
-            ("--model", Box::new(|c| c.model = "svm".into())),
             ("--test-fraction", Box::new(|c| c.test = TestSpec::Fraction(1.0))),
             ("--candidates", Box::new(|c| c.candidates = Some(0))),
             ("--stream-window", Box::new(|c| c.stream.window = 1)),
             ("--patch-scale", Box::new(|c| c.image.patch_scale = 0.0)),
             ("--patch-scale", Box::new(|c| c.image.patch_scale = 1.5)),
         ];
-        assert!(config().validate().is_ok());
+        assert!(config().plan().is_ok());
         let mut c = config();
         c.strategies = vec!["stream_paced".into(), "stream-random".into(), "margin".into()];
-        assert!(c.validate().is_ok(), "stream policies are strategies too");
+        assert!(c.plan().is_ok(), "stream policies are strategies too");
         c.strategies = vec!["stream-nope".into()];
-        let e = c.validate().unwrap_err().to_string();
+        let e = c.plan().err().unwrap().to_string();
         assert!(e.contains("margin") && e.contains("stream-paced"), "{e}");
         c.strategies = vec!["stream-paced".into(), "paced".into()];
-        assert!(c.validate().is_err(), "listed twice under an alias");
+        assert!(c.plan().is_err(), "listed twice under an alias");
         for (flag, change) in cases {
             let mut c = config();
             change(&mut c);
-            let e = c.validate().unwrap_err().to_string();
+            let e = c.plan().err().unwrap().to_string();
             assert!(e.starts_with(flag), "{flag}: {e}");
         }
     }
@@ -674,6 +758,6 @@ pub(crate) mod tests {
         assert!(parse_seeds("0..3,2").is_err());
         let mut c = config();
         c.seeds = vec![1, 1];
-        assert!(c.validate().unwrap_err().to_string().starts_with("--seeds"));
+        assert!(c.plan().err().unwrap().to_string().starts_with("--seeds"));
     }
 }

@@ -2,7 +2,7 @@
 //! the content fingerprint of each file read), then per seed split into a pool and a test set and
 //! scaled.
 
-use crate::config::{ExperimentConfig, FileFingerprint, Scaling, TestSpec};
+use crate::config::{ExperimentConfig, ModelKind, FileFingerprint, Scaling, TestSpec};
 use crate::images::{Featurizer, ImageSet, PatchCache, load_image_folder};
 use crate::learners::fine_tune_params;
 use crate::{ExperimentError, Result};
@@ -40,7 +40,7 @@ pub fn load_data(config: &ExperimentConfig) -> Result<LoadedData> {
     if spec.path.is_dir() {
         return load_images(config);
     }
-    if config.model == "efficientnet-lite0" {
+    if config.model == ModelKind::EfficientnetLite0 {
         return Err(ExperimentError::flag("--model", "efficientnet-lite0 reads an image folder as --data (one sub-folder per class)"));
     }
     let mut data = quarry_data::load(&spec.path, spec.label_column.as_deref(), spec.labels.as_deref(), None)?;
@@ -103,7 +103,7 @@ fn input_fingerprint(config: &ExperimentConfig) -> Result<Vec<FileFingerprint>> 
 /// once by the pretrained backbone.
 fn load_images(config: &ExperimentConfig) -> Result<LoadedData> {
     let spec = &config.data;
-    if config.model != "efficientnet-lite0" {
+    if config.model != ModelKind::EfficientnetLite0 {
         return Err(ExperimentError::flag("--model", format!("an image folder needs --model efficientnet-lite0, not {}", config.model)));
     }
     if let TestSpec::File { .. } = config.test {

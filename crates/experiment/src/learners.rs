@@ -3,7 +3,8 @@
 
 use crate::config::{ColdStart, CommitteeSpec, ExperimentConfig};
 use crate::initial::{initial_set, initial_set_kmeanspp};
-use crate::plan::{ModelKind, Plan};
+use crate::config::ModelKind;
+use crate::plan::Plan;
 use crate::{ExperimentError, Result};
 use quarry_core::{Dataset, Learner, SampleId, SessionSettings, Strategy};
 use quarry_models::nn::OptimizerKind;

@@ -4,62 +4,11 @@
 //! never parse a name again. Everything that cannot run (a Bayesian strategy on a model without
 //! dropout, AIFT without images) is refused here, before any file is read or written.
 
-use crate::config::{ExperimentConfig, TestSpec};
+use crate::config::{ExperimentConfig, ModelKind, TestSpec};
 use crate::{ExperimentError, Result};
 use quarry_core::{ScoreKind, StoppingRule, Strategy};
-use quarry_strategies::stream::policy_name;
-use serde::{Deserialize, Serialize};
-
-/// The learners `--model` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ModelKind {
-    /// Multinomial logistic regression (L-BFGS to convergence).
-    #[serde(rename = "logreg")]
-    Logreg,
-    /// The LeNet-5 CNN for 28×28 images.
-    #[serde(rename = "lenet5")]
-    Lenet5,
-    /// One hidden layer.
-    #[serde(rename = "mlp")]
-    Mlp,
-    /// A pretrained EfficientNet-Lite0 over an image folder: a softmax head on its features, or
-    /// its last blocks fine-tuned.
-    #[serde(rename = "efficientnet-lite0")]
-    EfficientnetLite0,
-}
-
-impl ModelKind {
-    pub const ALL: [ModelKind; 4] = [ModelKind::Logreg, ModelKind::Lenet5, ModelKind::Mlp, ModelKind::EfficientnetLite0];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Logreg => "logreg",
-            ModelKind::Lenet5 => "lenet5",
-            ModelKind::Mlp => "mlp",
-            ModelKind::EfficientnetLite0 => "efficientnet-lite0",
-        }
-    }
-
-    /// The model a name means; an unknown name is an error listing the known ones.
-    pub fn parse(name: &str) -> Result<ModelKind> {
-        let wanted = name.trim().to_ascii_lowercase().replace('_', "-");
-        ModelKind::ALL.into_iter().find(|m| m.name() == wanted).ok_or_else(|| {
-            let known: Vec<&str> = ModelKind::ALL.iter().map(|m| m.name()).collect();
-            ExperimentError::flag("--model", format!("unknown model '{name}' (known: {})", known.join(", ")))
-        })
-    }
-
-    /// A network quarry trains itself (LeNet-5, MLP): online training and MC dropout apply.
-    pub fn is_network(self) -> bool {
-        matches!(self, ModelKind::Lenet5 | ModelKind::Mlp)
-    }
-}
-
-impl std::fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use quarry_strategies::UnknownStrategy;
+use quarry_strategies::stream::{POLICIES, policy_name};
 
 /// One arm of a simulation: a pool-based strategy, or a stream-based policy.
 pub enum Arm {
@@ -92,22 +41,36 @@ impl ExperimentConfig {
     /// Check every setting and every combination, and resolve the names, before any file is
     /// read or written.
     pub fn plan(&self) -> Result<Plan<'_>> {
-        self.validate()?;
-        let model = ModelKind::parse(&self.model)?;
+        self.check_settings()?;
+        let model = self.model;
         let image_folder = model == ModelKind::EfficientnetLite0;
+        if self.strategies.is_empty() {
+            return Err(ExperimentError::flag("--strategy", "name at least one strategy"));
+        }
         let mut arms = Vec::with_capacity(self.strategies.len());
         for name in &self.strategies {
             if let Some(policy) = policy_name(name) {
                 arms.push(Arm::Stream(policy));
                 continue;
             }
-            let strategy = quarry_strategies::by_name_with(name, &self.options).map_err(|e| ExperimentError::flag("--strategy", e.to_string()))?;
+            let strategy = quarry_strategies::by_name_with(name, &self.options).map_err(|e| match e {
+                UnknownStrategy::Unknown { given, known } => {
+                    let stream: Vec<&str> = POLICIES.iter().map(|(n, _)| *n).collect();
+                    ExperimentError::flag("--strategy", format!("unknown strategy '{given}' (known: {known}; stream-based: {})", stream.join(", ")))
+                }
+                e => ExperimentError::flag("--strategy", e.to_string()),
+            })?;
             for kind in strategy.needs().kinds() {
                 if let Some(why) = self.cannot_make(model, image_folder, kind) {
                     return Err(ExperimentError::flag("--strategy", format!("{} needs {} scores: {why}", strategy.name(), kind.name())));
                 }
             }
             arms.push(Arm::Pool(strategy));
+        }
+        let mut names: Vec<&str> = arms.iter().map(Arm::name).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ExperimentError::flag("--strategy", format!("'{}' is listed twice", w[0])));
         }
         let rules = crate::stopping::parse_rules(&self.stop)?;
         if let (ModelKind::EfficientnetLite0, TestSpec::File { .. }) = (model, &self.test) {
@@ -143,7 +106,8 @@ mod tests {
 
     #[test]
     fn models_parse_by_name_and_unknown_ones_are_refused() {
-        for m in ModelKind::ALL {
+        use crate::config::{ModelKind, Named};
+        for &m in ModelKind::ALL {
             assert_eq!(ModelKind::parse(m.name()).unwrap(), m);
             assert_eq!(serde_json::to_value(m).unwrap(), serde_json::Value::String(m.name().into()), "run identities keep the name");
         }
@@ -160,7 +124,7 @@ mod tests {
         config.strategies = vec!["margin".into(), "bald".into()];
         let e = config.plan().err().expect("bald on logreg").to_string();
         assert!(e.contains("--strategy") && e.contains("bald") && e.contains("mc-samples") && e.contains("dropout"), "{e}");
-        config.model = "mlp".into();
+        config.model = ModelKind::Mlp;
         let e = config.plan().err().expect("bald without dropout").to_string();
         assert!(e.contains("--dropout above 0"), "{e}");
         config.net.dropout = 0.2;

@@ -287,7 +287,7 @@ mod tests {
             data: DataSpec { path: "blobs".into(), labels: None, label_column: None, pool_size: None },
             test: TestSpec::Fraction(0.3),
             scaling: Scaling::None,
-            model: "logreg".into(),
+            model: crate::config::ModelKind::Logreg,
             c: 1.0,
             net: NetConfig::default(),
             positive_class: None,
