@@ -336,7 +336,7 @@ fn main() -> ExitCode {
 fn error_message(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        let text = as_flag(cause).unwrap_or_else(|| cause.to_string());
         if text.is_empty() || line.contains(&text) {
             continue;
         }
@@ -346,6 +346,29 @@ fn error_message(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// The libraries name a wrong setting as they know it (`batch: …`); said here as the flag that
+/// sets it (`--batch: …`) when the command line has one.
+fn as_flag(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use quarry_experiment::ExperimentError;
+    let (name, reason) = match cause.downcast_ref::<ExperimentError>() {
+        Some(ExperimentError::Setting { name, reason }) => (*name, reason),
+        Some(ExperimentError::Core(quarry_core::Error::InvalidParameter { name, reason })) => (name.as_str(), reason),
+        _ => match cause.downcast_ref::<quarry_core::Error>() {
+            Some(quarry_core::Error::InvalidParameter { name, reason }) => (name.as_str(), reason),
+            _ => return None,
+        },
+    };
+    // Some settings are set by several flags at once ("hidden/epochs").
+    let flags: Vec<String> = name.split('/').map(|n| format!("--{n}")).collect();
+    let known = |f: &str| {
+        use clap::CommandFactory as _;
+        let cli = Cli::command();
+        let long = &f[2..];
+        cli.get_subcommands().any(|c| c.get_arguments().any(|a| a.get_long() == Some(long)))
+    };
+    flags.iter().all(|f| known(f)).then(|| format!("{}: {reason}", flags.join("/")))
 }
 
 /// `--seed S` (that one seed) or `--seeds` (a count, a range or a list).
@@ -743,6 +766,13 @@ mod tests {
         // A context whose cause is not in its message keeps the cause.
         let e = anyhow::Error::new(io()).context("writing runs/x/curves.csv");
         assert_eq!(error_message(&e), "writing runs/x/curves.csv: Permission denied (os error 13)");
+        // A setting the library names is said as the flag that sets it.
+        let e = anyhow::Error::from(quarry_experiment::ExperimentError::setting("batch", "must be at least 1, got 0"));
+        assert_eq!(error_message(&e), "--batch: must be at least 1, got 0");
+        let e = anyhow::Error::from(quarry_experiment::ExperimentError::setting("hidden/epochs", "must be at least 1"));
+        assert_eq!(error_message(&e), "--hidden/--epochs: must be at least 1");
+        let e = anyhow::Error::from(quarry_core::Error::param("MC draws", "must be at least 1"));
+        assert_eq!(error_message(&e), "invalid parameter MC draws: must be at least 1", "not a flag: said as the library says it");
     }
 
     fn spread(v: &[f64]) -> Spread {

@@ -54,7 +54,7 @@ impl ModelKind {
     pub fn parse(name: &str) -> Result<ModelKind> {
         ModelKind::from_name(name).ok_or_else(|| {
             let known: Vec<&str> = ModelKind::ALL.iter().map(|m| m.name()).collect();
-            ExperimentError::flag("--model", format!("unknown model '{name}' (known: {})", known.join(", ")))
+            ExperimentError::setting("model", format!("unknown model '{name}' (known: {})", known.join(", ")))
         })
     }
 
@@ -248,11 +248,10 @@ fn default_patch_scale() -> f64 {
 /// The bounds of `--patches`, `--resolution` and `--patch-scale` (`quarry simulate` and `quarry query`).
 pub fn check_patches(patches: usize, resolution: usize, patch_scale: f64) -> Result<()> {
     if patches == 0 || resolution < 8 {
-        return Err(ExperimentError::flag("--patches", "patches must be ≥ 1 and --resolution ≥ 8"));
+        return Err(ExperimentError::setting("patches", "patches must be ≥ 1 and --resolution ≥ 8"));
     }
     if !(patch_scale > 0.0 && patch_scale <= 1.0) {
-        return Err(ExperimentError::flag(
-            "--patch-scale",
+        return Err(ExperimentError::setting("patch-scale",
             format!("the smallest crop is a fraction of the image's side in (0, 1], got {patch_scale}"),
         ));
     }
@@ -451,74 +450,72 @@ impl ExperimentConfig {
     /// then the names and the combinations.
     pub(crate) fn check_settings(&self) -> Result<()> {
         if self.batch == 0 {
-            return Err(ExperimentError::flag("--batch", "must be at least 1, got 0"));
+            return Err(ExperimentError::setting("batch", "must be at least 1, got 0"));
         }
         if self.initial == 0 && !(self.is_network() && self.net.online) {
-            return Err(ExperimentError::flag(
-                "--initial",
+            return Err(ExperimentError::setting("initial",
                 "must be at least 1 (the first model needs labels); only an online network (--train online) starts from 0",
             ));
         }
         if self.net.replay > 0 && !self.net.online {
-            return Err(ExperimentError::flag("--replay", "replays earlier labels in online training; add --train online"));
+            return Err(ExperimentError::setting("replay", "replays earlier labels in online training; add --train online"));
         }
         if self.net.online && !self.is_network() {
-            return Err(ExperimentError::flag("--train", format!("online training needs a network model (lenet5, mlp), not {}", self.model)));
+            return Err(ExperimentError::setting("train", format!("online training needs a network model (lenet5, mlp), not {}", self.model)));
         }
         if self.net.epochs == 0 || self.net.minibatch == 0 || self.net.hidden == 0 {
-            return Err(ExperimentError::flag("--epochs", "epochs, minibatch and hidden units must be at least 1"));
+            return Err(ExperimentError::setting("epochs", "epochs, minibatch and hidden units must be at least 1"));
         }
         if !(self.net.lr > 0.0 && self.net.lr.is_finite()) {
-            return Err(ExperimentError::flag("--lr", format!("must be a positive number, got {}", self.net.lr)));
+            return Err(ExperimentError::setting("lr", format!("must be a positive number, got {}", self.net.lr)));
         }
         if !(0.0..1.0).contains(&self.net.dropout) {
-            return Err(ExperimentError::flag("--dropout", format!("must lie in [0, 1), got {}", self.net.dropout)));
+            return Err(ExperimentError::setting("dropout", format!("must lie in [0, 1), got {}", self.net.dropout)));
         }
         if self.model == ModelKind::EfficientnetLite0 && self.image.weights.is_none() {
-            return Err(ExperimentError::flag("--weights", "efficientnet-lite0 needs its weights file (safetensors)"));
+            return Err(ExperimentError::setting("weights", "efficientnet-lite0 needs its weights file (safetensors)"));
         }
         if self.image.train_blocks > 16 {
-            return Err(ExperimentError::flag("--train-blocks", format!("EfficientNet-Lite0 has 16 blocks, got {}", self.image.train_blocks)));
+            return Err(ExperimentError::setting("train-blocks", format!("EfficientNet-Lite0 has 16 blocks, got {}", self.image.train_blocks)));
         }
         if self.image.train_patches && (self.model != ModelKind::EfficientnetLite0 || self.net.online) {
-            return Err(ExperimentError::flag("--train-patches", "trains on augmented patches of an image folder (--model efficientnet-lite0, refit)"));
+            return Err(ExperimentError::setting("train-patches", "trains on augmented patches of an image folder (--model efficientnet-lite0, refit)"));
         }
         if self.image.train_blocks > 0 && self.model != ModelKind::EfficientnetLite0 {
-            return Err(ExperimentError::flag("--train-blocks", "fine-tunes efficientnet-lite0 (an image folder with --model efficientnet-lite0)"));
+            return Err(ExperimentError::setting("train-blocks", "fine-tunes efficientnet-lite0 (an image folder with --model efficientnet-lite0)"));
         }
         check_patches(self.image.patches, self.image.resolution, self.image.patch_scale)?;
         if self.eval_every == Some(0) {
-            return Err(ExperimentError::flag("--eval-every", "must be at least 1"));
+            return Err(ExperimentError::setting("eval-every", "must be at least 1"));
         }
         if self.budget < self.initial {
-            return Err(ExperimentError::flag(
-                "--budget",
+            return Err(ExperimentError::setting("budget",
                 format!("{} is below the initial set of {} labels (--initial)", self.budget, self.initial),
             ));
         }
         self.stream.check().map_err(|e| match e {
-            quarry_core::Error::InvalidParameter { name, reason } => ExperimentError::Flag {
-                flag: ["--stream-threshold", "--stream-step", "--stream-window"].into_iter().find(|f| *f == name).unwrap_or("--stream"),
+            quarry_core::Error::InvalidParameter { name, reason } => ExperimentError::Setting {
+                name: ["stream-threshold", "stream-step", "stream-window"].into_iter().find(|f| *f == name).unwrap_or("stream"),
                 reason,
             },
             e => ExperimentError::Core(e),
         })?;
         if self.seeds.is_empty() {
-            return Err(ExperimentError::flag("--seeds", "run at least one seed"));
+            return Err(ExperimentError::setting("seeds", "run at least one seed"));
         }
         check_distinct_seeds(&self.seeds)?;
         if !(self.c > 0.0 && self.c.is_finite()) {
-            return Err(ExperimentError::flag("--c", format!("must be a positive number, got {}", self.c)));
+            return Err(ExperimentError::setting("c", format!("must be a positive number, got {}", self.c)));
         }
         if self.candidates == Some(0) {
-            return Err(ExperimentError::flag("--candidates", "must be at least 1 (omit it to score the whole pool)"));
+            return Err(ExperimentError::setting("candidates", "must be at least 1 (omit it to score the whole pool)"));
         }
         if self.data.pool_size == Some(0) {
-            return Err(ExperimentError::flag("--pool-size", "must be at least 1"));
+            return Err(ExperimentError::setting("pool-size", "must be at least 1"));
         }
         if let TestSpec::Fraction(f) = self.test
             && !(f > 0.0 && f < 1.0) {
-                return Err(ExperimentError::flag("--test-fraction", format!("must be between 0 and 1 (exclusive), got {f}")));
+                return Err(ExperimentError::setting("test-fraction", format!("must be between 0 and 1 (exclusive), got {f}")));
             }
         Ok(())
     }
@@ -528,7 +525,7 @@ impl ExperimentConfig {
 /// (end included), or a comma-separated list `3,7,11` whose items may be ranges too (`7,` is seed
 /// 7 alone). A seed listed twice is an error (its runs would share one place in the run directory).
 pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
-    let bad = || ExperimentError::flag("--seeds", format!("expected a count like 5, a range like 4..7 or 4..=7, or a list like 0,3,7; got '{s}'"));
+    let bad = || ExperimentError::setting("seeds", format!("expected a count like 5, a range like 4..7 or 4..=7, or a list like 0,3,7; got '{s}'"));
     let seeds: Vec<u64> = if s.contains(',') {
         // A trailing comma makes a one-seed list: `--seeds 3,` is seed 3 only.
         let mut seeds = Vec::new();
@@ -544,12 +541,12 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
     } else {
         let n: u64 = s.trim().parse().map_err(|_| bad())?;
         if n == 0 {
-            return Err(ExperimentError::flag("--seeds", "run at least one seed, got 0"));
+            return Err(ExperimentError::setting("seeds", "run at least one seed, got 0"));
         }
         (0..n).collect()
     };
     if seeds.is_empty() {
-        return Err(ExperimentError::flag("--seeds", format!("'{s}' names no seed")));
+        return Err(ExperimentError::setting("seeds", format!("'{s}' names no seed")));
     }
     check_distinct_seeds(&seeds)?;
     Ok(seeds)
@@ -564,13 +561,13 @@ fn seed_range(item: &str, whole: &str) -> Result<Option<Vec<u64>>> {
     };
     let number = |t: &str| {
         t.trim().parse::<u64>().map_err(|_| {
-            ExperimentError::flag("--seeds", format!("'{item}' in '{whole}': a range is START..END (END excluded) or START..=END, with whole numbers"))
+            ExperimentError::setting("seeds", format!("'{item}' in '{whole}': a range is START..END (END excluded) or START..=END, with whole numbers"))
         })
     };
     let (start, end) = (number(start)?, number(end)?);
     let seeds: Vec<u64> = if inclusive { (start..=end).collect() } else { (start..end).collect() };
     if seeds.is_empty() {
-        return Err(ExperimentError::flag("--seeds", format!("the range '{item}' is empty (the end of START..END is excluded: 4..5 is seed 4)")));
+        return Err(ExperimentError::setting("seeds", format!("the range '{item}' is empty (the end of START..END is excluded: 4..5 is seed 4)")));
     }
     Ok(Some(seeds))
 }
@@ -579,7 +576,7 @@ fn check_distinct_seeds(seeds: &[u64]) -> Result<()> {
     let mut sorted = seeds.to_vec();
     sorted.sort_unstable();
     match sorted.windows(2).find(|w| w[0] == w[1]) {
-        Some(w) => Err(ExperimentError::flag("--seeds", format!("seed {} is listed twice", w[0]))),
+        Some(w) => Err(ExperimentError::setting("seeds", format!("seed {} is listed twice", w[0]))),
         None => Ok(()),
     }
 }
@@ -638,15 +635,15 @@ pub(crate) mod tests {
     #[test]
     fn bad_flags_name_the_flag() {
         let cases: Vec<BadFlag> = vec![
-            ("--batch", Box::new(|c| c.batch = 0)),
-            ("--budget", Box::new(|c| c.budget = 5)),
-            ("--strategy", Box::new(|c| c.strategies = vec!["nope".into()])),
-            ("--strategy", Box::new(|c| c.strategies = vec!["margin".into(), "MARGIN".into()])),
-            ("--test-fraction", Box::new(|c| c.test = TestSpec::Fraction(1.0))),
-            ("--candidates", Box::new(|c| c.candidates = Some(0))),
-            ("--stream-window", Box::new(|c| c.stream.window = 1)),
-            ("--patch-scale", Box::new(|c| c.image.patch_scale = 0.0)),
-            ("--patch-scale", Box::new(|c| c.image.patch_scale = 1.5)),
+            ("batch", Box::new(|c| c.batch = 0)),
+            ("budget", Box::new(|c| c.budget = 5)),
+            ("strategy", Box::new(|c| c.strategies = vec!["nope".into()])),
+            ("strategy", Box::new(|c| c.strategies = vec!["margin".into(), "MARGIN".into()])),
+            ("test-fraction", Box::new(|c| c.test = TestSpec::Fraction(1.0))),
+            ("candidates", Box::new(|c| c.candidates = Some(0))),
+            ("stream-window", Box::new(|c| c.stream.window = 1)),
+            ("patch-scale", Box::new(|c| c.image.patch_scale = 0.0)),
+            ("patch-scale", Box::new(|c| c.image.patch_scale = 1.5)),
         ];
         assert!(config().plan().is_ok());
         let mut c = config();
@@ -750,7 +747,7 @@ pub(crate) mod tests {
         assert_eq!(parse_seeds("0..2,10").unwrap(), vec![0, 1, 10], "ranges inside a list");
         for bad in ["4..4", "5..3", "4..", "..4", "a..b", "4..=x", ","] {
             let e = parse_seeds(bad).unwrap_err().to_string();
-            assert!(e.starts_with("--seeds"), "{bad}: {e}");
+            assert!(e.starts_with("seeds"), "{bad}: {e}");
         }
         assert!(parse_seeds("4..4").unwrap_err().to_string().contains("empty"));
         // The same seed twice would run twice into the same files of the run directory.
@@ -758,6 +755,6 @@ pub(crate) mod tests {
         assert!(parse_seeds("0..3,2").is_err());
         let mut c = config();
         c.seeds = vec![1, 1];
-        assert!(c.plan().err().unwrap().to_string().starts_with("--seeds"));
+        assert!(c.plan().err().unwrap().to_string().starts_with("seeds"));
     }
 }

@@ -41,13 +41,12 @@ pub fn load_data(config: &ExperimentConfig) -> Result<LoadedData> {
         return load_images(config);
     }
     if config.model == ModelKind::EfficientnetLite0 {
-        return Err(ExperimentError::flag("--model", "efficientnet-lite0 reads an image folder as --data (one sub-folder per class)"));
+        return Err(ExperimentError::setting("model", "efficientnet-lite0 reads an image folder as --data (one sub-folder per class)"));
     }
     let mut data = quarry_data::load(&spec.path, spec.label_column.as_deref(), spec.labels.as_deref(), None)?;
     if let Some(n) = spec.pool_size {
         if n > data.len() {
-            return Err(ExperimentError::flag(
-                "--pool-size",
+            return Err(ExperimentError::setting("pool-size",
                 format!("{n} exceeds the {} samples in {}", data.len(), spec.path.display()),
             ));
         }
@@ -104,20 +103,20 @@ fn input_fingerprint(config: &ExperimentConfig) -> Result<Vec<FileFingerprint>> 
 fn load_images(config: &ExperimentConfig) -> Result<LoadedData> {
     let spec = &config.data;
     if config.model != ModelKind::EfficientnetLite0 {
-        return Err(ExperimentError::flag("--model", format!("an image folder needs --model efficientnet-lite0, not {}", config.model)));
+        return Err(ExperimentError::setting("model", format!("an image folder needs --model efficientnet-lite0, not {}", config.model)));
     }
     if let TestSpec::File { .. } = config.test {
-        return Err(ExperimentError::flag("--test", "with an image folder, hold out a test set with --test-fraction"));
+        return Err(ExperimentError::setting("test", "with an image folder, hold out a test set with --test-fraction"));
     }
     let weights = config.image.weights.as_ref().expect("validated");
     let featurizer = Arc::new(if config.image.train_blocks > 0 {
         // The fine-tuning trainer's frozen part (its weights never change): rows are its output.
         let params = EfficientNetLearner::trainer_params(&fine_tune_params(config, 1, 0))?;
         Featurizer::Frozen(Arc::new(
-            EfficientNetTrainer::load(weights, params).map_err(|e| ExperimentError::flag("--weights", e.to_string()))?,
+            EfficientNetTrainer::load(weights, params).map_err(|e| ExperimentError::setting("weights", e.to_string()))?,
         ))
     } else {
-        Featurizer::Pooled(Arc::new(EfficientNetLite0::load(weights).map_err(|e| ExperimentError::flag("--weights", e.to_string()))?))
+        Featurizer::Pooled(Arc::new(EfficientNetLite0::load(weights).map_err(|e| ExperimentError::setting("weights", e.to_string()))?))
     });
     let cache = config.image.features_cache.as_deref().map(|file| (file, weights.as_path()));
     let (data, images, skipped) = load_image_folder(&spec.path, &featurizer, config.image.resolution, cache)?;
@@ -131,8 +130,7 @@ fn load_images(config: &ExperimentConfig) -> Result<LoadedData> {
 /// Relabel to two classes: `positive` → 1 ("x"), everything else → 0 ("not-x").
 fn one_vs_rest(mut d: Dataset, positive: &str, path: &Path) -> Result<Dataset> {
     let pos = d.class_names.iter().position(|c| c == positive).ok_or_else(|| {
-        ExperimentError::flag(
-            "--positive-class",
+        ExperimentError::setting("positive-class",
             format!("'{positive}' is not a class of {} (classes: {})", path.display(), d.class_names.join(", ")),
         )
     })? as u32;

@@ -1,15 +1,16 @@
 use std::path::PathBuf;
 use thiserror::Error;
 
-/// Errors of a simulation. Each names the flag, file or run directory at fault.
+/// Errors of a simulation. Each names the setting, file or run directory at fault. A setting is
+/// named as the library knows it (`batch`, `strategy`); the command line maps it to its flag.
 #[derive(Debug, Error)]
 pub enum ExperimentError {
     #[error(transparent)]
     Data(#[from] quarry_data::DataError),
     #[error(transparent)]
     Core(#[from] quarry_core::Error),
-    #[error("{flag}: {reason}")]
-    Flag { flag: &'static str, reason: String },
+    #[error("{name}: {reason}")]
+    Setting { name: &'static str, reason: String },
     #[error("{}: {reason}", path.display())]
     RunDir { path: PathBuf, reason: String },
     #[error("{}: {source}", path.display())]
@@ -23,8 +24,9 @@ pub enum ExperimentError {
 pub type Result<T, E = ExperimentError> = std::result::Result<T, E>;
 
 impl ExperimentError {
-    pub fn flag(flag: &'static str, reason: impl Into<String>) -> Self {
-        ExperimentError::Flag { flag, reason: reason.into() }
+    /// The setting `name` (e.g. `batch`) is wrong for `reason`.
+    pub fn setting(name: &'static str, reason: impl Into<String>) -> Self {
+        ExperimentError::Setting { name, reason: reason.into() }
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ExperimentError::Io { path: path.into(), source }

@@ -34,7 +34,7 @@ pub fn embed_images(model: &EfficientNetLite0, images: &[&DynamicImage], resolut
     for chunk in images.chunks(EMBED_BATCH) {
         let f = model
             .embed(&batch_input(chunk, resolution), [chunk.len(), 3, resolution, resolution])
-            .map_err(|e| ExperimentError::flag("--model", e.to_string()))?;
+            .map_err(|e| ExperimentError::setting("model", e.to_string()))?;
         rows.extend_from_slice(f.as_slice());
     }
     Ok(Matrix::new(rows, images.len(), quarry_models::efficientnet::FEATURE_DIM)?)
@@ -68,7 +68,7 @@ impl Featurizer {
         for chunk in images.chunks(EMBED_BATCH) {
             let (f, [_, h, w, c]) = trainer
                 .frozen_features(&batch_input(chunk, resolution), [chunk.len(), 3, resolution, resolution])
-                .map_err(|e| ExperimentError::flag("--train-blocks", e.to_string()))?;
+                .map_err(|e| ExperimentError::setting("train-blocks", e.to_string()))?;
             cols = h * w * c;
             rows.extend(f);
         }
@@ -90,7 +90,7 @@ pub fn load_image_folder(
 ) -> Result<(Dataset, ImageSet, Vec<Skipped>)> {
     let folder = scan_image_folder(dir)?;
     let labels = folder.labels.clone().ok_or_else(|| {
-        ExperimentError::flag("--data", format!("{}: a simulation needs one sub-folder per class (this folder is flat)", dir.display()))
+        ExperimentError::setting("data", format!("{}: a simulation needs one sub-folder per class (this folder is flat)", dir.display()))
     })?;
     let (decoded, skipped) = decode_all(&folder.files, decode_image);
     let files: Vec<PathBuf> = decoded.iter().map(|(i, _)| folder.files[*i].clone()).collect();
@@ -113,8 +113,7 @@ pub(crate) fn image_features(
     match (cache, featurizer) {
         (None, _) => featurizer.features(&images.iter().collect::<Vec<_>>(), resolution),
         (Some((file, weights)), Featurizer::Pooled(model)) => cached_features(model, weights, files, resolution, file),
-        (Some(_), Featurizer::Frozen(_)) => Err(ExperimentError::flag(
-            "--features-cache",
+        (Some(_), Featurizer::Frozen(_)) => Err(ExperimentError::setting("features-cache",
             "the cache holds the whole frozen backbone's pooled features; --train-blocks trains part of it",
         )),
     }
@@ -153,7 +152,7 @@ pub fn rotate(img: &image::RgbImage, degrees: f64) -> image::RgbImage {
 /// is stale or damaged) first if need be; a file there that is not a feature cache is an error and
 /// stays as it is. Progress and rebuilds are reported on stderr.
 fn cached_features(model: &EfficientNetLite0, weights: &Path, files: &[PathBuf], resolution: usize, path: &Path) -> Result<Matrix> {
-    let flag = |e: FeatureCacheError| ExperimentError::flag("--features-cache", e.to_string());
+    let flag = |e: FeatureCacheError| ExperimentError::setting("features-cache", e.to_string());
     // Whatever is at `path` must be a cache (or nothing) before anything is said or rebuilt: a
     // labels CSV or a data file given here by mistake is refused, never overwritten.
     quarry_models::feature_cache::check_replaceable(path).map_err(flag)?;
@@ -168,7 +167,7 @@ fn cached_features(model: &EfficientNetLite0, weights: &Path, files: &[PathBuf],
     let cache = FeatureCache::open_checked(path, weights, files, resolution).map_err(flag)?;
     if cache.len() != files.len() {
         let names: Vec<String> = report.skipped.iter().map(|(p, why)| format!("{}: {why}", p.display())).collect();
-        return Err(ExperimentError::flag("--features-cache", format!("images decoded here failed in the cache: {}", names.join("; "))));
+        return Err(ExperimentError::setting("features-cache", format!("images decoded here failed in the cache: {}", names.join("; "))));
     }
     cache.to_matrix().map_err(flag)
 }

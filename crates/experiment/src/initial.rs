@@ -14,7 +14,7 @@ pub fn initial_set(labels: &[u32], initial: usize, seed: u64) -> Result<Vec<Samp
         return Ok(Vec::new());
     }
     if initial > n {
-        return Err(quarry_core::Error::param("--initial", format!("{initial} labels asked for, the pool has {n} samples")));
+        return Err(quarry_core::Error::param("initial", format!("{initial} labels asked for, the pool has {n} samples")));
     }
     for _ in 0..1000 {
         let picks: Vec<usize> = sample(&mut rng, n, initial).into_vec();
@@ -23,7 +23,7 @@ pub fn initial_set(labels: &[u32], initial: usize, seed: u64) -> Result<Vec<Samp
             return Ok(picks.into_iter().map(SampleId::from).collect());
         }
     }
-    Err(quarry_core::Error::param("--initial", format!("1000 random draws of {initial} samples never held two classes; raise --initial")))
+    Err(quarry_core::Error::param("initial", format!("1000 random draws of {initial} samples never held two classes; raise --initial")))
 }
 
 /// A diverse initial set for a cold start (zero labels, so no model can rank anything yet):
@@ -33,7 +33,7 @@ pub fn initial_set(labels: &[u32], initial: usize, seed: u64) -> Result<Vec<Samp
 pub fn initial_set_kmeanspp(features: &Matrix, labels: &[u32], initial: usize, seed: u64) -> Result<Vec<SampleId>> {
     let n = features.rows();
     if initial > n {
-        return Err(quarry_core::Error::param("--initial", format!("{initial} labels asked for, the pool has {n} samples")));
+        return Err(quarry_core::Error::param("initial", format!("{initial} labels asked for, the pool has {n} samples")));
     }
     if initial == 0 {
         return Ok(Vec::new());
@@ -73,7 +73,7 @@ pub fn initial_set_kmeanspp(features: &Matrix, labels: &[u32], initial: usize, s
             return Ok(picks.into_iter().map(SampleId::from).collect());
         }
     }
-    Err(quarry_core::Error::param("--initial", "100 k-means++ draws never held two classes; raise --initial"))
+    Err(quarry_core::Error::param("initial", "100 k-means++ draws never held two classes; raise --initial"))
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub(crate) fn base_learner(model: ModelKind, config: &ExperimentConfig, dim: usi
             // A new softmax head on the frozen backbone's features (warm-started each round:
             // incremental fine-tuning of the head).
             Some(_) => logreg(),
-            None => Err(ExperimentError::flag("--weights", "efficientnet-lite0 needs its weights file (safetensors)")),
+            None => Err(ExperimentError::setting("weights", "efficientnet-lite0 needs its weights file (safetensors)")),
         },
     }
 }
@@ -47,7 +47,7 @@ pub(crate) fn base_learner(model: ModelKind, config: &ExperimentConfig, dim: usi
 /// LeNet-5 reads 28×28 images.
 pub(crate) fn check_dim(model: ModelKind, dim: usize) -> Result<()> {
     if model == ModelKind::Lenet5 && dim != 784 {
-        return Err(ExperimentError::flag("--model", format!("lenet5 reads 28x28 images (784 features); this data has {dim}")));
+        return Err(ExperimentError::setting("model", format!("lenet5 reads 28x28 images (784 features); this data has {dim}")));
     }
     Ok(())
 }

@@ -45,7 +45,7 @@ impl ExperimentConfig {
         let model = self.model;
         let image_folder = model == ModelKind::EfficientnetLite0;
         if self.strategies.is_empty() {
-            return Err(ExperimentError::flag("--strategy", "name at least one strategy"));
+            return Err(ExperimentError::setting("strategy", "name at least one strategy"));
         }
         let mut arms = Vec::with_capacity(self.strategies.len());
         for name in &self.strategies {
@@ -56,13 +56,14 @@ impl ExperimentConfig {
             let strategy = quarry_strategies::by_name_with(name, &self.options).map_err(|e| match e {
                 UnknownStrategy::Unknown { given, known } => {
                     let stream: Vec<&str> = POLICIES.iter().map(|(n, _)| *n).collect();
-                    ExperimentError::flag("--strategy", format!("unknown strategy '{given}' (known: {known}; stream-based: {})", stream.join(", ")))
+                    ExperimentError::setting("strategy", format!("unknown strategy '{given}' (known: {known}; stream-based: {})", stream.join(", ")))
                 }
-                e => ExperimentError::flag("--strategy", e.to_string()),
+                // A strategy option out of range is that option's error (`beta`, `mc-draws`, …).
+                UnknownStrategy::BadOptions { source, .. } => ExperimentError::Core(source),
             })?;
             for kind in strategy.needs().kinds() {
                 if let Some(why) = self.cannot_make(model, image_folder, kind) {
-                    return Err(ExperimentError::flag("--strategy", format!("{} needs {} scores: {why}", strategy.name(), kind.name())));
+                    return Err(ExperimentError::setting("strategy", format!("{} needs {} scores: {why}", strategy.name(), kind.name())));
                 }
             }
             arms.push(Arm::Pool(strategy));
@@ -70,11 +71,11 @@ impl ExperimentConfig {
         let mut names: Vec<&str> = arms.iter().map(Arm::name).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(ExperimentError::flag("--strategy", format!("'{}' is listed twice", w[0])));
+            return Err(ExperimentError::setting("strategy", format!("'{}' is listed twice", w[0])));
         }
         let rules = crate::stopping::parse_rules(&self.stop)?;
         if let (ModelKind::EfficientnetLite0, TestSpec::File { .. }) = (model, &self.test) {
-            return Err(ExperimentError::flag("--test", "with an image folder, hold out a test set with --test-fraction"));
+            return Err(ExperimentError::setting("test", "with an image folder, hold out a test set with --test-fraction"));
         }
         Ok(Plan { config: self, model, arms, rules })
     }
@@ -113,7 +114,7 @@ mod tests {
         }
         assert_eq!(ModelKind::parse("EfficientNet_Lite0").unwrap(), ModelKind::EfficientnetLite0);
         let e = ModelKind::parse("resnet").unwrap_err().to_string();
-        assert!(e.contains("--model") && e.contains("resnet") && e.contains("logreg, lenet5, mlp, efficientnet-lite0"), "{e}");
+        assert!(e.starts_with("model:") && e.contains("resnet") && e.contains("logreg, lenet5, mlp, efficientnet-lite0"), "{e}");
         assert!(ModelKind::Mlp.is_network() && !ModelKind::Logreg.is_network());
     }
 
@@ -123,7 +124,7 @@ mod tests {
         let mut config = crate::config::tests::config();
         config.strategies = vec!["margin".into(), "bald".into()];
         let e = config.plan().err().expect("bald on logreg").to_string();
-        assert!(e.contains("--strategy") && e.contains("bald") && e.contains("mc-samples") && e.contains("dropout"), "{e}");
+        assert!(e.starts_with("strategy:") && e.contains("bald") && e.contains("mc-samples") && e.contains("dropout"), "{e}");
         config.model = ModelKind::Mlp;
         let e = config.plan().err().expect("bald without dropout").to_string();
         assert!(e.contains("--dropout above 0"), "{e}");

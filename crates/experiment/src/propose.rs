@@ -118,7 +118,7 @@ fn resolve(path: &Path) -> Option<PathBuf> {
 /// image of the folder, a folder, an existing file that is not a batch file quarry wrote (no
 /// `file,label` header), and a batch file holding answers the labels file does not have yet.
 pub fn check_out(spec: &QuerySpec, out: &Path) -> Result<PathBuf> {
-    let refuse = |why: String| Err(ExperimentError::flag("--out", format!("{}: {why}", out.display())));
+    let refuse = |why: String| Err(ExperimentError::setting("out", format!("{}: {why}", out.display())));
     if std::fs::symlink_metadata(out).is_ok() && !out.exists() {
         return refuse("is a symbolic link to nothing; name the file itself".into());
     }
@@ -151,7 +151,7 @@ pub fn check_out(spec: &QuerySpec, out: &Path) -> Result<PathBuf> {
 /// An existing batch file may be replaced only when it is one (a `file,label` header) and every
 /// answer filled in there is already in the labels file.
 fn check_existing_out(spec: &QuerySpec, out: &Path, target: &Path) -> Result<()> {
-    let refuse = |why: String| Err(ExperimentError::flag("--out", format!("{}: {why}", out.display())));
+    let refuse = |why: String| Err(ExperimentError::setting("out", format!("{}: {why}", out.display())));
     let bytes = match std::fs::read(target) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -165,9 +165,9 @@ fn check_existing_out(spec: &QuerySpec, out: &Path, target: &Path) -> Result<()>
         return refuse(format!("exists and is not a batch file quarry wrote (no `file,label` header); {not_ours}"));
     }
     let entries = crate::labels::parse_entries(&bytes, out)
-        .map_err(|e| ExperimentError::flag("--out", format!("exists and cannot be read as a batch file ({e}); {not_ours}")))?;
+        .map_err(|e| ExperimentError::setting("out", format!("exists and cannot be read as a batch file ({e}); {not_ours}")))?;
     let known: HashSet<String> = read_entries(&spec.labels)
-        .map_err(|e| ExperimentError::flag("--labels", e.to_string()))?
+        .map_err(|e| ExperimentError::setting("labels", e.to_string()))?
         .unwrap_or_default()
         .into_iter()
         .map(|e| e.file)
@@ -189,7 +189,7 @@ fn check_existing_out(spec: &QuerySpec, out: &Path, target: &Path) -> Result<()>
 /// synced, then renamed over it, after checking once more that no answers were filled in there
 /// meanwhile. `out` is the path as given, for messages.
 pub fn write_batch(spec: &QuerySpec, out: &Path, target: &Path, picks: &[Pick]) -> Result<()> {
-    let fail = |what: &str, e: std::io::Error| ExperimentError::flag("--out", format!("{}: {what}: {e}", out.display()));
+    let fail = |what: &str, e: std::io::Error| ExperimentError::setting("out", format!("{}: {what}: {e}", out.display()));
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = target.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let written = (|| {
@@ -214,29 +214,28 @@ pub fn write_batch(spec: &QuerySpec, out: &Path, target: &Path, picks: &[Pick]) 
 /// The next `spec.batch` images to label.
 pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
     if spec.batch == 0 {
-        return Err(ExperimentError::flag("--batch", "must be at least 1"));
+        return Err(ExperimentError::setting("batch", "must be at least 1"));
     }
     crate::config::check_patches(spec.patches, spec.resolution, spec.patch_scale)?;
     let strategy = quarry_strategies::by_name_with(&spec.strategy, &spec.options)
-        .map_err(|e| ExperimentError::flag("--strategy", e.to_string()))?;
+        .map_err(|e| ExperimentError::setting("strategy", e.to_string()))?;
     if let Some(cache) = &spec.features_cache {
         // Before any work: a cache path naming something else is refused, never overwritten.
-        quarry_models::feature_cache::check_replaceable(cache).map_err(|e| ExperimentError::flag("--features-cache", e.to_string()))?;
+        quarry_models::feature_cache::check_replaceable(cache).map_err(|e| ExperimentError::setting("features-cache", e.to_string()))?;
         let at = resolve(cache);
         if at.is_some() && at == resolve(&spec.labels) {
-            return Err(ExperimentError::flag("--features-cache", format!("{}: is the labels file (--labels)", cache.display())));
+            return Err(ExperimentError::setting("features-cache", format!("{}: is the labels file (--labels)", cache.display())));
         }
         if let (Some(at), Ok(folder)) = (&at, std::fs::canonicalize(&spec.folder))
             && at.starts_with(&folder)
             && is_image_file(at)
         {
-            return Err(ExperimentError::flag("--features-cache", format!("{}: names an image of the folder --data", cache.display())));
+            return Err(ExperimentError::setting("features-cache", format!("{}: names an image of the folder --data", cache.display())));
         }
     }
-    let tree = scan_image_tree(&spec.folder).map_err(|e| ExperimentError::flag("--data", e.to_string()))?;
+    let tree = scan_image_tree(&spec.folder).map_err(|e| ExperimentError::setting("data", e.to_string()))?;
     if tree.is_empty() {
-        return Err(ExperimentError::flag(
-            "--data",
+        return Err(ExperimentError::setting("data",
             format!("{}: no .png, .jpg or .jpeg images in it or in its sub-folders", spec.folder.display()),
         ));
     }
@@ -248,13 +247,12 @@ pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
         tree.files.iter().zip(&tree.names).filter(|(f, _)| skipped.iter().any(|s| &s.path == *f)).map(|(_, n)| n.as_str()).collect();
 
     // The labels so far: each must name a readable image of the folder.
-    let given = read_labels(&spec.labels, spec.classes.as_deref()).map_err(|e| ExperimentError::flag("--labels", e.to_string()))?;
+    let given = read_labels(&spec.labels, spec.classes.as_deref()).map_err(|e| ExperimentError::setting("labels", e.to_string()))?;
     let mut answers: HashMap<usize, Option<String>> = HashMap::new();
     for a in &given.answers {
         let Some(&row) = index.get(a.file.as_str()) else {
             let why = if unreadable.contains(a.file.as_str()) { "could not be read" } else { "is not an image in the folder" };
-            return Err(ExperimentError::flag(
-                "--labels",
+            return Err(ExperimentError::setting("labels",
                 format!("{}:{}: {} {why} ({})", spec.labels.display(), a.line, a.file, spec.folder.display()),
             ));
         };
@@ -286,7 +284,7 @@ pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
         return Ok(proposal);
     }
 
-    let model = EfficientNetLite0::load(&spec.weights).map_err(|e| ExperimentError::flag("--weights", e.to_string()))?;
+    let model = EfficientNetLite0::load(&spec.weights).map_err(|e| ExperimentError::setting("weights", e.to_string()))?;
     let featurizer = Arc::new(Featurizer::Pooled(Arc::new(model)));
     let images: Vec<image::DynamicImage> = decoded.into_iter().map(|(_, img)| img).collect();
     let cache = spec.features_cache.as_deref().map(|file| (file, spec.weights.as_path()));
@@ -441,7 +439,7 @@ mod tests {
         // One image left: the labels were accepted, the next step is the model (no weights here).
         std::fs::write(d.join("labels.csv"), "file,label\ntop.png,cat\nsub/a.png,dog\n").unwrap();
         let e = propose(&spec(&d)).unwrap_err().to_string();
-        assert!(e.starts_with("--weights: "), "{e}");
+        assert!(e.starts_with("weights: "), "{e}");
         std::fs::write(d.join("labels.csv"), "top.png,cat\nsub/missing.png,dog\n").unwrap();
         let e = propose(&spec(&d)).unwrap_err().to_string();
         assert!(e.contains("labels.csv:2: sub/missing.png is not an image in the folder"), "{e}");
@@ -449,7 +447,7 @@ mod tests {
         let empty = scratch("tree-empty");
         std::fs::create_dir_all(empty.join("img/a/b")).unwrap();
         let e = propose(&spec(&empty)).unwrap_err().to_string();
-        assert!(e.starts_with("--data: ") && e.contains("no .png, .jpg or .jpeg images in it or in its sub-folders"), "{e}");
+        assert!(e.starts_with("data: ") && e.contains("no .png, .jpg or .jpeg images in it or in its sub-folders"), "{e}");
         std::fs::remove_dir_all(&d).ok();
         std::fs::remove_dir_all(&empty).ok();
     }
@@ -494,7 +492,7 @@ mod tests {
         {
             std::os::unix::fs::symlink(&s.labels, d.join("link.csv")).unwrap();
             let e = check_out(&s, &d.join("link.csv")).unwrap_err().to_string();
-            assert!(e.starts_with("--out: ") && e.contains("link.csv: is the labels file"), "{e}");
+            assert!(e.starts_with("out: ") && e.contains("link.csv: is the labels file"), "{e}");
         }
         std::fs::write(&s.weights, "weights").unwrap();
         assert!(check_out(&s, &s.weights.clone()).unwrap_err().to_string().contains("is the weights file"));
@@ -554,7 +552,7 @@ mod tests {
         let mut s = spec(&d);
         s.features_cache = Some(s.labels.clone());
         let e = propose(&s).unwrap_err().to_string();
-        assert!(e.starts_with("--features-cache: ") && e.contains("labels.csv: is the labels file"), "{e}");
+        assert!(e.starts_with("features-cache: ") && e.contains("labels.csv: is the labels file"), "{e}");
         std::fs::write(&s.labels, "file,label\na.png,cat\n").unwrap();
         let e = propose(&s).unwrap_err().to_string();
         assert!(e.contains("labels.csv: exists and is not a quarry feature cache"), "{e}");

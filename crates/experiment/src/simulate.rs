@@ -43,14 +43,12 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
     if let Some((_, p)) = prepared.iter().next() {
         check_dim(plan.model, p.pool.dim())?;
         if config.initial > p.pool.len() {
-            return Err(ExperimentError::flag(
-                "--initial",
+            return Err(ExperimentError::setting("initial",
                 format!("{} labels asked for, the pool has {} samples", config.initial, p.pool.len()),
             ));
         }
         if config.batch > p.pool.len() {
-            return Err(ExperimentError::flag(
-                "--batch",
+            return Err(ExperimentError::setting("batch",
                 format!("a batch of {} is larger than the pool of {} samples", config.batch, p.pool.len()),
             ));
         }

@@ -118,7 +118,7 @@ pub fn parse_rules(spec: &str) -> Result<Vec<Box<dyn StoppingRule>>> {
         let (name, value) = match part.split_once(':') {
             Some((n, v)) => {
                 let v: f64 = v.trim().parse().map_err(|_| {
-                    ExperimentError::flag("--stop", format!("'{part}': the value after ':' must be a number"))
+                    ExperimentError::setting("stop", format!("'{part}': the value after ':' must be a number"))
                 })?;
                 (n.trim(), Some(v))
             }
@@ -128,7 +128,7 @@ pub fn parse_rules(spec: &str) -> Result<Vec<Box<dyn StoppingRule>>> {
             if (0.0..=1.0).contains(&v) {
                 Ok(v)
             } else {
-                Err(ExperimentError::flag("--stop", format!("'{part}': the threshold must lie in [0, 1]")))
+                Err(ExperimentError::setting("stop", format!("'{part}': the threshold must lie in [0, 1]")))
             }
         };
         let rule: Box<dyn StoppingRule> = match name.replace('_', "-").as_str() {
@@ -139,8 +139,7 @@ pub fn parse_rules(spec: &str) -> Result<Vec<Box<dyn StoppingRule>>> {
             "overall-uncertainty" => Box::new(OverallUncertainty { threshold: in_unit(value.unwrap_or(0.1))? }),
             "batch-accuracy" | "selected-accuracy" => Box::new(BatchAccuracy { threshold: in_unit(value.unwrap_or(1.0))? }),
             _ => {
-                return Err(ExperimentError::flag(
-                    "--stop",
+                return Err(ExperimentError::setting("stop",
                     format!("unknown rule '{name}' (known: stabilizing-predictions, max-uncertainty, overall-uncertainty, batch-accuracy)"),
                 ));
             }
@@ -189,7 +188,7 @@ mod tests {
         let names: Vec<&str> = rules.iter().map(|r| r.name()).collect();
         assert_eq!(names, ["stabilizing-predictions", "max-uncertainty", "batch-accuracy"]);
         for bad in ["nope", "max-uncertainty:x", "batch-accuracy:2"] {
-            assert!(parse_rules(bad).err().unwrap().to_string().starts_with("--stop"), "{bad}");
+            assert!(parse_rules(bad).err().unwrap().to_string().starts_with("stop:"), "{bad}");
         }
         let stop = parse_rules("max-uncertainty").unwrap();
         let all: Vec<String> = run_rules(50, &stop).iter().map(|r| r.name().to_string()).collect();

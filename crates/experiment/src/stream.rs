@@ -127,7 +127,7 @@ impl StreamRun<'_> {
     /// Run (or continue, or reuse) this stream run, saving it in `dir` when given.
     pub fn run(&self, dir: Option<&RunDir>, bar: &ProgressBar) -> Result<(RunResult, StreamStats)> {
         let (config, seed) = (self.plan.config, self.seed);
-        let name = policy_name(self.name).ok_or_else(|| ExperimentError::flag("--strategy", format!("'{}' is not a stream policy", self.name)))?;
+        let name = policy_name(self.name).ok_or_else(|| ExperimentError::setting("strategy", format!("'{}' is not a stream policy", self.name)))?;
         let wrap = |source: quarry_core::Error| ExperimentError::Run { strategy: name.to_string(), seed, source };
         let initial = initial_labels(config, self.pool, seed).map_err(wrap)?;
         let order = stream_order(self.pool.len(), &initial, seed);
@@ -242,7 +242,7 @@ impl StreamRun<'_> {
                 st.history.push(r);
                 save(&mut st, &session, policy.as_ref())?;
                 if self.testing.interrupt_after.is_some_and(|n| st.history.len() >= n) {
-                    return Err(ExperimentError::flag("--strategy", format!("{name} interrupted after {} rounds", st.history.len())));
+                    return Err(ExperimentError::setting("strategy", format!("{name} interrupted after {} rounds", st.history.len())));
                 }
             }
             bar.inc(1);

@@ -77,7 +77,7 @@ impl Problem {
         let n = name.trim().to_ascii_lowercase();
         Problem::ALL.into_iter().find(|p| p.name() == n).ok_or_else(|| {
             let known: Vec<&str> = Problem::ALL.iter().map(|p| p.name()).collect();
-            ExperimentError::flag("--problem", format!("unknown problem '{name}' (known: {})", known.join(", ")))
+            ExperimentError::setting("problem", format!("unknown problem '{name}' (known: {})", known.join(", ")))
         })
     }
 
@@ -138,17 +138,17 @@ impl ModelSpec {
         match *self {
             ModelSpec::Rbf { grid, c } => {
                 if !(2..=40).contains(&grid) {
-                    return Err(ExperimentError::flag("--rbf-grid", format!("must be 2..=40, got {grid}")));
+                    return Err(ExperimentError::setting("rbf-grid", format!("must be 2..=40, got {grid}")));
                 }
                 check_c(c)
             }
             ModelSpec::Quadratic { c } => check_c(c),
             ModelSpec::Mlp { hidden, epochs, lr } => {
                 if hidden == 0 || epochs == 0 {
-                    return Err(ExperimentError::flag("--hidden/--epochs", "must be at least 1"));
+                    return Err(ExperimentError::setting("hidden/--epochs", "must be at least 1"));
                 }
                 if !(lr > 0.0 && lr.is_finite()) {
-                    return Err(ExperimentError::flag("--lr", format!("must be a positive number, got {lr}")));
+                    return Err(ExperimentError::setting("lr", format!("must be a positive number, got {lr}")));
                 }
                 Ok(())
             }
@@ -157,7 +157,7 @@ impl ModelSpec {
 }
 
 fn check_c(c: f64) -> Result<()> {
-    if c > 0.0 && c.is_finite() { Ok(()) } else { Err(ExperimentError::flag("--c", format!("must be a positive number, got {c}"))) }
+    if c > 0.0 && c.is_finite() { Ok(()) } else { Err(ExperimentError::setting("c", format!("must be a positive number, got {c}"))) }
 }
 
 /// The feature map of a run's model: points of the domain → the rows its learner reads.
@@ -233,32 +233,32 @@ impl SynthesisConfig {
     /// Checks every setting; returns the synthesizers in the order given.
     pub fn synthesizers(&self) -> Result<Vec<Box<dyn Synthesizer>>> {
         if self.initial < 2 {
-            return Err(ExperimentError::flag("--initial", format!("needs at least 2 points (one of each class), got {}", self.initial)));
+            return Err(ExperimentError::setting("initial", format!("needs at least 2 points (one of each class), got {}", self.initial)));
         }
         if self.batch == 0 {
-            return Err(ExperimentError::flag("--batch", "must be at least 1"));
+            return Err(ExperimentError::setting("batch", "must be at least 1"));
         }
         if self.budget < self.initial {
-            return Err(ExperimentError::flag("--budget", format!("{} is below --initial {}; the budget counts the initial set", self.budget, self.initial)));
+            return Err(ExperimentError::setting("budget", format!("{} is below --initial {}; the budget counts the initial set", self.budget, self.initial)));
         }
         if !(0.0..0.5).contains(&self.noise) {
-            return Err(ExperimentError::flag("--noise", format!("must be in [0, 0.5), got {}", self.noise)));
+            return Err(ExperimentError::setting("noise", format!("must be in [0, 0.5), got {}", self.noise)));
         }
         if self.test_size == 0 {
-            return Err(ExperimentError::flag("--test-size", "must be at least 1"));
+            return Err(ExperimentError::setting("test-size", "must be at least 1"));
         }
         if self.seeds.is_empty() {
-            return Err(ExperimentError::flag("--seeds", "run at least one seed"));
+            return Err(ExperimentError::setting("seeds", "run at least one seed"));
         }
         self.model.check()?;
         if self.strategies.is_empty() {
-            return Err(ExperimentError::flag("--strategy", "name at least one synthesizer"));
+            return Err(ExperimentError::setting("strategy", "name at least one synthesizer"));
         }
         let mut out: Vec<Box<dyn Synthesizer>> = Vec::new();
         for name in &self.strategies {
-            let s = synth::by_name(name).map_err(|e| ExperimentError::flag("--strategy", e.to_string().replace("invalid parameter --strategy: ", "")))?;
+            let s = synth::by_name(name).map_err(|e| ExperimentError::setting("strategy", e.to_string().replace("invalid parameter --strategy: ", "")))?;
             if out.iter().any(|o| o.name() == s.name()) {
-                return Err(ExperimentError::flag("--strategy", format!("{} is named twice", s.name())));
+                return Err(ExperimentError::setting("strategy", format!("{} is named twice", s.name())));
             }
             out.push(s);
         }
@@ -316,7 +316,7 @@ pub fn initial_points(problem: Problem, n: usize, seed: u64) -> Result<Vec<Point
             return Ok(pts);
         }
     }
-    Err(ExperimentError::flag("--initial", format!("1000 draws of {n} random points of '{}' never held both classes; raise --initial", problem.name())))
+    Err(ExperimentError::setting("initial", format!("1000 draws of {n} random points of '{}' never held both classes; raise --initial", problem.name())))
 }
 
 /// The oracle: the true label, flipped with probability `noise`.
@@ -639,7 +639,7 @@ mod tests {
     fn synthesis_problems_parse_and_label() {
         assert_eq!(Problem::parse("Circle").unwrap(), Problem::Circle);
         let err = Problem::parse("moons").unwrap_err().to_string();
-        assert!(err.contains("--problem") && err.contains("circle, sine, linear, ring"), "{err}");
+        assert!(err.starts_with("problem:") && err.contains("circle, sine, linear, ring"), "{err}");
         assert_eq!(Problem::Circle.label([0.1, -0.1]), 1);
         assert_eq!(Problem::Circle.label([0.9, 0.9]), 0);
         assert_eq!(Problem::Sine.label([0.0, 0.5]), 1);
@@ -658,10 +658,10 @@ mod tests {
     fn synthesis_flags_are_checked() {
         let mut c = config(&["synthesis-boundary"]);
         c.batch = 0;
-        assert!(c.synthesizers().err().unwrap().to_string().contains("--batch"));
+        assert!(c.synthesizers().err().unwrap().to_string().starts_with("batch:"));
         let mut c = config(&["synthesis-boundary"]);
         c.budget = 5;
-        assert!(c.synthesizers().err().unwrap().to_string().contains("--budget"));
+        assert!(c.synthesizers().err().unwrap().to_string().starts_with("budget:"));
         let c = config(&["margin"]);
         let err = c.synthesizers().err().unwrap().to_string();
         assert!(err.contains("unknown synthesizer 'margin'") && err.contains("synthesis-pairs"), "{err}");

@@ -63,7 +63,7 @@ impl EfficientNetLearner {
     pub fn trainer_params(params: &FineTuneParams) -> Result<TrainerParams> {
         let blocks = 16;
         if params.train_blocks == 0 || params.train_blocks > blocks {
-            return Err(Error::param("--train-blocks", format!("must be 1..={blocks}, got {}", params.train_blocks)));
+            return Err(Error::param("train-blocks", format!("must be 1..={blocks}, got {}", params.train_blocks)));
         }
         if params.epochs == 0 || params.batch_size == 0 {
             return Err(Error::param("--epochs / --minibatch", "must be at least 1"));
@@ -239,7 +239,7 @@ impl Learner for EfficientNetLearner {
     fn mc_samples(&self, x: &Matrix, draws: usize, seed: u64) -> Result<McSamples> {
         let rate = self.params.dropout;
         if rate <= 0.0 {
-            return Err(Error::param("--dropout", "MC dropout needs a dropout rate above 0"));
+            return Err(Error::param("dropout", "MC dropout needs a dropout rate above 0"));
         }
         let (_, pooled) = self.forward(x)?;
         let mut rng = seeded_rng(seed, MC_STREAM);

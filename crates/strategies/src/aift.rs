@@ -32,13 +32,13 @@ pub struct Aift {
 impl Aift {
     pub fn new(name: &'static str, alpha: f64, lambda1: f64, lambda2: f64, sample_from_top: Option<usize>) -> Result<Self> {
         if !(alpha > 0.0 && alpha <= 1.0) {
-            return Err(Error::param("--aift-alpha", format!("the kept fraction of patches must lie in (0, 1], got {alpha}")));
+            return Err(Error::param("aift-alpha", format!("the kept fraction of patches must lie in (0, 1], got {alpha}")));
         }
         if !(lambda1 >= 0.0 && lambda2 >= 0.0) || lambda1 + lambda2 == 0.0 {
-            return Err(Error::param("--aift-lambdas", format!("λ1, λ2 must be ≥ 0 and not both 0, got {lambda1}, {lambda2}")));
+            return Err(Error::param("aift-lambdas", format!("λ1, λ2 must be ≥ 0 and not both 0, got {lambda1}, {lambda2}")));
         }
         if sample_from_top == Some(0) {
-            return Err(Error::param("--aift-sample-top", "must be at least 1"));
+            return Err(Error::param("aift-sample-top", "must be at least 1"));
         }
         Ok(Aift { name, alpha, lambda1, lambda2, sample_from_top })
     }

@@ -74,7 +74,7 @@ impl InformationDensity {
     /// `beta ≥ 0`: how much the density counts against the entropy.
     pub fn new(beta: f64) -> Result<Self> {
         if !(beta >= 0.0 && beta.is_finite()) {
-            return Err(Error::param("--beta", format!("must be a number ≥ 0, got {beta}")));
+            return Err(Error::param("beta", format!("must be a number ≥ 0, got {beta}")));
         }
         Ok(InformationDensity { beta })
     }
@@ -153,7 +153,7 @@ impl SuggestiveAnnotation {
     /// `prefilter ≥ 1`: how many times the batch size survives the uncertainty filter.
     pub fn new(prefilter: usize) -> Result<Self> {
         if prefilter == 0 {
-            return Err(Error::param("--prefilter", "must be at least 1"));
+            return Err(Error::param("prefilter", "must be at least 1"));
         }
         Ok(SuggestiveAnnotation { prefilter })
     }

@@ -37,16 +37,16 @@ impl Default for StrategyOptions {
 impl StrategyOptions {
     pub fn check(&self) -> Result<()> {
         if !(self.beta >= 0.0 && self.beta.is_finite()) {
-            return Err(Error::param("--beta", format!("must be a number ≥ 0, got {}", self.beta)));
+            return Err(Error::param("beta", format!("must be a number ≥ 0, got {}", self.beta)));
         }
         if self.committee_size < 2 {
-            return Err(Error::param("--committee-size", format!("a committee needs at least 2 members, got {}", self.committee_size)));
+            return Err(Error::param("committee-size", format!("a committee needs at least 2 members, got {}", self.committee_size)));
         }
         if self.mc_draws < 2 {
-            return Err(Error::param("--mc-draws", format!("MC estimates need at least 2 samples, got {}", self.mc_draws)));
+            return Err(Error::param("mc-draws", format!("MC estimates need at least 2 samples, got {}", self.mc_draws)));
         }
         if self.prefilter < 1 {
-            return Err(Error::param("--prefilter", "must be at least 1"));
+            return Err(Error::param("prefilter", "must be at least 1"));
         }
         Ok(())
     }

@@ -109,13 +109,13 @@ impl StreamOptions {
     }
     pub fn check(&self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(Error::param("--stream-threshold", format!("must lie in [0, 1], got {}", self.threshold)));
+            return Err(Error::param("stream-threshold", format!("must lie in [0, 1], got {}", self.threshold)));
         }
         if !(self.step > 0.0 && self.step < 1.0) {
-            return Err(Error::param("--stream-step", format!("must lie in (0, 1), got {}", self.step)));
+            return Err(Error::param("stream-step", format!("must lie in (0, 1), got {}", self.step)));
         }
         if self.window < 2 {
-            return Err(Error::param("--stream-window", format!("must be at least 2, got {}", self.window)));
+            return Err(Error::param("stream-window", format!("must be at least 2, got {}", self.window)));
         }
         Ok(())
     }
@@ -352,7 +352,7 @@ pub fn build_policy(name: &str, options: &StreamOptions, budget: StreamBudget, s
         Some("stream-random") => Box::new(StreamRandom { spending, seed }),
         _ => {
             let known: Vec<&str> = POLICIES.iter().map(|(n, _)| *n).collect();
-            return Err(Error::param("--strategy", format!("unknown stream policy '{name}' (known: {})", known.join(", "))));
+            return Err(Error::param("strategy", format!("unknown stream policy '{name}' (known: {})", known.join(", "))));
         }
     })
 }

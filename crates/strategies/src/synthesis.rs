@@ -112,7 +112,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Synthesizer>> {
         "synthesis-pairs" => Ok(Box::new(BoundaryBisection::pairs_only())),
         "synthesis-uncertainty" => Ok(Box::new(UncertaintySynthesis::default())),
         "synthesis-random" => Ok(Box::new(RandomSynthesis)),
-        other => Err(Error::param("--strategy", format!("unknown synthesizer '{other}' (known: {})", NAMES.join(", ")))),
+        other => Err(Error::param("strategy", format!("unknown synthesizer '{other}' (known: {})", NAMES.join(", ")))),
     }
 }
 

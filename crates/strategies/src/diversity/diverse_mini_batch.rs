@@ -35,7 +35,7 @@ impl DiverseMiniBatch {
     /// `prefilter ≥ 1`: how many times the batch size survives the uncertainty filter.
     pub fn new(prefilter: usize) -> Result<Self> {
         if prefilter == 0 {
-            return Err(Error::param("--prefilter", "must be at least 1"));
+            return Err(Error::param("prefilter", "must be at least 1"));
         }
         Ok(DiverseMiniBatch { prefilter })
     }

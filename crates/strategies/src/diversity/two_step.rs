@@ -19,7 +19,7 @@ impl TwoStep {
     /// `factor ≥ 1`: how many times the batch size the first strategy keeps.
     pub fn new(first: Box<dyn Strategy>, second: Box<dyn Strategy>, factor: usize) -> Result<Self> {
         if factor == 0 {
-            return Err(Error::param("--prefilter", "must be at least 1"));
+            return Err(Error::param("prefilter", "must be at least 1"));
         }
         let name = format!("{}-then-{}", first.name(), second.name());
         Ok(TwoStep { first, second, factor, name })
