@@ -311,6 +311,17 @@ struct SimulateArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let quiet = match &cli.command {
+        Command::Simulate(a) => a.quiet,
+        Command::Synthesize(a) => a.quiet,
+        _ => false,
+    };
+    // The libraries log through `tracing`: warnings always, their progress notes unless --quiet.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(if quiet { tracing::Level::WARN } else { tracing::Level::INFO })
+        .event_format(PlainLines)
+        .init();
     let result = match cli.command {
         Command::Simulate(args) => run_simulate(*args),
         Command::Strategies => {
@@ -327,6 +338,30 @@ fn main() -> ExitCode {
             eprintln!("error: {}", error_message(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A log line as the rest of the CLI writes to stderr: `warning: …` / `error: …`, or the message alone.
+struct PlainLines;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for PlainLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        match *event.metadata().level() {
+            tracing::Level::ERROR => write!(writer, "error: ")?,
+            tracing::Level::WARN => write!(writer, "warning: ")?,
+            _ => {}
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 

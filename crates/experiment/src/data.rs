@@ -121,7 +121,7 @@ fn load_images(config: &ExperimentConfig) -> Result<LoadedData> {
     let cache = config.image.features_cache.as_deref().map(|file| (file, weights.as_path()));
     let (data, images, skipped) = load_image_folder(&spec.path, &featurizer, config.image.resolution, cache)?;
     for s in &skipped {
-        eprintln!("warning: {s}");
+        tracing::warn!("{s}");
     }
     let fingerprint = vec![FileFingerprint::of("--data", &spec.path)?];
     Ok(LoadedData { data, test: None, scaling: Scaling::None, images: Some((Arc::new(images), featurizer, Arc::default())), skipped, fingerprint })

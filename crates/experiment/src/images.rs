@@ -158,12 +158,12 @@ fn cached_features(model: &EfficientNetLite0, weights: &Path, files: &[PathBuf],
     quarry_models::feature_cache::check_replaceable(path).map_err(flag)?;
     match FeatureCache::open_checked(path, weights, files, resolution) {
         Ok(cache) if cache.len() == files.len() => return cache.to_matrix().map_err(flag),
-        Ok(_) => eprintln!("feature cache {}: some images were not cached; rebuilding", path.display()),
-        Err(e) if path.exists() => eprintln!("feature cache: {e}; rebuilding"),
+        Ok(_) => tracing::info!("feature cache {}: some images were not cached; rebuilding", path.display()),
+        Err(e) if path.exists() => tracing::warn!("feature cache: {e}; rebuilding"),
         Err(_) => {}
     }
     let report = FeatureCache::build(model, weights, files, resolution, path, |_, _| {}).map_err(flag)?;
-    eprintln!("feature cache {}: {} images embedded in {:.1} s", path.display(), report.cached, report.seconds);
+    tracing::info!("feature cache {}: {} images embedded in {:.1} s", path.display(), report.cached, report.seconds);
     let cache = FeatureCache::open_checked(path, weights, files, resolution).map_err(flag)?;
     if cache.len() != files.len() {
         let names: Vec<String> = report.skipped.iter().map(|(p, why)| format!("{}: {why}", p.display())).collect();

@@ -114,7 +114,7 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
     if let Some((_, _, cache)) = &loaded.images {
         let (patches, seconds) = cache.work();
         if patches > 0 && show_progress {
-            eprintln!("augmented patches: {patches} embedded in {seconds:.1} s (each once per seed, shared by the strategies)");
+            tracing::info!("augmented patches: {patches} embedded in {seconds:.1} s (each once per seed, shared by the strategies)");
         }
     }
     let outcome = SimulationOutcome { runs, streams, full_pool, wall_seconds };
