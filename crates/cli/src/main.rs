@@ -311,15 +311,11 @@ struct SimulateArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = match &cli.command {
-        Command::Simulate(a) => a.quiet,
-        Command::Synthesize(a) => a.quiet,
-        _ => false,
-    };
-    // The libraries log through `tracing`: warnings always, their progress notes unless --quiet.
+    // The libraries log through `tracing`: warnings and their notes (what a cache did), on stderr
+    // (--quiet only hides the progress bar).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(if quiet { tracing::Level::WARN } else { tracing::Level::INFO })
+        .with_max_level(tracing::Level::INFO)
         .event_format(PlainLines)
         .init();
     let result = match cli.command {
