@@ -753,6 +753,7 @@ fn run_synthesize(a: SynthesizeArgs) -> Result<()> {
     let rows: Vec<TableRow> = outcome
         .summaries
         .iter()
+        .map(|s| &s.figures)
         .map(|s| TableRow {
             strategy: &s.strategy,
             aulc: &s.aulc,

@@ -43,7 +43,7 @@ pub struct Spread {
 }
 
 impl Spread {
-    fn of(v: Vec<f64>) -> Spread {
+    pub fn of(v: Vec<f64>) -> Spread {
         Spread { mean: metrics::mean(&v), std: metrics::std(&v), per_seed: v }
     }
 }
@@ -285,11 +285,18 @@ fn curves_of(runs: &[RunResult], budget: usize, metric: fn(&RoundRecord) -> f64)
 
 /// Per-strategy figures, in the order the strategies were given, and the target accuracy.
 pub fn summarize(runs: &[RunResult], full: &[FullPoolResult], config: &ExperimentConfig) -> (Vec<StrategySummary>, Option<f64>) {
-    let curves = curves_by_strategy(runs, config.budget);
-    let random = curves.get("random");
+    summarize_against(runs, full, config.budget, "random")
+}
+
+/// The figures of every strategy of `runs` (rounds within `budget`), label efficiency measured
+/// against the strategy named `baseline` at its mean final accuracy: one summary for pool, stream
+/// and synthesis runs alike.
+pub fn summarize_against(runs: &[RunResult], full: &[FullPoolResult], budget: usize, baseline: &str) -> (Vec<StrategySummary>, Option<f64>) {
+    let curves = curves_by_strategy(runs, budget);
+    let random = curves.get(baseline);
     let target = random.and_then(|r| r.final_mean());
-    let balanced = curves_of(runs, config.budget, |r| r.balanced_accuracy);
-    let random_b = balanced.get("random");
+    let balanced = curves_of(runs, budget, |r| r.balanced_accuracy);
+    let random_b = balanced.get(baseline);
     let target_b = random_b.and_then(|r| r.final_mean());
     let full_target = (!full.is_empty()).then(|| 0.98 * metrics::mean(&full.iter().map(|f| f.accuracy).collect::<Vec<_>>()));
     let summaries = strategy_order(runs)
@@ -297,13 +304,13 @@ pub fn summarize(runs: &[RunResult], full: &[FullPoolResult], config: &Experimen
         .map(|name| {
             let mine: Vec<&RunResult> = runs.iter().filter(|r| r.strategy == name).collect();
             let per_seed = |f: &dyn Fn(&RunResult) -> f64| -> Spread { Spread::of(mine.iter().map(|r| f(r)).collect()) };
-            let last = |r: &RunResult| r.rounds(config.budget).last().cloned();
-            let seconds: Vec<f64> = mine.iter().flat_map(|r| r.rounds(config.budget).skip(1).map(|x| x.seconds)).collect();
+            let last = |r: &RunResult| r.rounds(budget).last().cloned();
+            let seconds: Vec<f64> = mine.iter().flat_map(|r| r.rounds(budget).skip(1).map(|x| x.seconds)).collect();
             let common;
             let (c, cb) = if quarry_strategies::stream::policy_name(name).is_some() {
                 // A stream run ends where its stream or budget does, so the seeds' last label counts
                 // differ; a mean over only the seeds that got that far would be biased.
-                common = (common_counts(&mine, config.budget, |r| r.accuracy), common_counts(&mine, config.budget, |r| r.balanced_accuracy));
+                common = (common_counts(&mine, budget, |r| r.accuracy), common_counts(&mine, budget, |r| r.balanced_accuracy));
                 (&common.0, &common.1)
             } else {
                 (&curves[name], &balanced[name])
@@ -311,8 +318,8 @@ pub fn summarize(runs: &[RunResult], full: &[FullPoolResult], config: &Experimen
             StrategySummary {
                 strategy: name.to_string(),
                 seeds: mine.iter().map(|r| r.seed).collect(),
-                aulc: per_seed(&|r| metrics::aulc(&r.rounds(config.budget).map(|x| x.accuracy).collect::<Vec<_>>())),
-                balanced_aulc: per_seed(&|r| metrics::aulc(&r.rounds(config.budget).map(|x| x.balanced_accuracy).collect::<Vec<_>>())),
+                aulc: per_seed(&|r| metrics::aulc(&r.rounds(budget).map(|x| x.accuracy).collect::<Vec<_>>())),
+                balanced_aulc: per_seed(&|r| metrics::aulc(&r.rounds(budget).map(|x| x.balanced_accuracy).collect::<Vec<_>>())),
                 final_accuracy: per_seed(&|r| last(r).map_or(f64::NAN, |x| x.accuracy)),
                 final_balanced_accuracy: per_seed(&|r| last(r).map_or(f64::NAN, |x| x.balanced_accuracy)),
                 final_log_loss: per_seed(&|r| last(r).map_or(f64::NAN, |x| x.log_loss)),

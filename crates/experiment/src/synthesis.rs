@@ -17,10 +17,10 @@
 //! `queries.svg` (for the first seed, one panel per synthesizer: true and learned boundary, the
 //! learned decision regions, the initial points and the queries by class and round).
 
-use crate::metrics::{self, Efficiency, SeedCurves};
+use crate::metrics::SeedCurves;
 use crate::plot::{CurvePoint, CurveSeries, PlotSpec, write_svg};
 use crate::outcome::RunResult;
-use crate::report::{Spread, curves_csv};
+use crate::report::{Spread, StrategySummary, curves_csv, summarize_against};
 use crate::rundir::write_atomic;
 use crate::synthesis_plot::{QueryPanel, write_queries_svg};
 use crate::{ExperimentError, Result};
@@ -403,73 +403,42 @@ fn positive(session: &Session, model: &SynthModel, points: &[Point]) -> quarry_c
     Ok(p.rows().map(|r| r[1] as f64).collect())
 }
 
-/// Per-synthesizer figures over seeds.
+/// Per-synthesizer figures over seeds: the simulation's own summary (labels-to-target and label
+/// efficiency against [`BASELINE`]) and how much of the domain the final model gets wrong.
 #[derive(Debug, Serialize)]
 pub struct SynthSummary {
-    pub strategy: String,
-    pub seeds: Vec<u64>,
-    pub aulc: Spread,
-    pub final_accuracy: Spread,
-    pub final_balanced_accuracy: Spread,
-    pub final_log_loss: Spread,
+    #[serde(flatten)]
+    pub figures: StrategySummary,
     /// Fraction of the domain where the final model disagrees with the true function.
     pub final_disagreement: Spread,
-    pub final_labels: usize,
-    /// labels-to-target(t), t = synthesis-random's mean final accuracy.
-    pub labels_to_target: Option<usize>,
-    /// Against synthesis-random at that target (`None` without a synthesis-random run).
-    pub label_efficiency: Option<Efficiency>,
-    /// Mean wall-clock of one round (synthesize + label + fit + test), rounds after the initial fit.
-    pub seconds_per_round: f64,
-}
-
-fn spread(v: Vec<f64>) -> Spread {
-    Spread { mean: metrics::mean(&v), std: metrics::std(&v), per_seed: v }
 }
 
 /// The baseline that label efficiency is measured against.
 pub const BASELINE: &str = "synthesis-random";
 
-/// Figures per synthesizer (in the order run) and the target accuracy.
-pub fn summarize(runs: &[SynthRun]) -> (Vec<SynthSummary>, Option<f64>) {
-    let mut order: Vec<&str> = Vec::new();
-    for r in runs {
-        if !order.contains(&r.strategy.as_str()) {
-            order.push(&r.strategy);
+impl SynthRun {
+    /// The run as the reports read a pool run.
+    fn as_result(&self, budget: usize) -> RunResult {
+        RunResult {
+            strategy: self.strategy.clone(),
+            seed: self.seed,
+            history: self.history.clone(),
+            stop: StopReason { rule: "budget".into(), detail: format!("{budget} labels") },
+            queried: Vec::new(), // synthesized points are not pool samples: queries.csv lists them
         }
     }
-    let curves = |name: &str| {
-        let mut c = SeedCurves::default();
-        for r in runs.iter().filter(|r| r.strategy == name) {
-            for h in &r.history {
-                c.add(h.labels, h.accuracy);
-            }
-        }
-        c
-    };
-    let baseline = order.contains(&BASELINE).then(|| curves(BASELINE));
-    let target = baseline.as_ref().and_then(|b| b.final_mean());
-    let summaries = order
-        .iter()
-        .map(|&name| {
-            let mine: Vec<&SynthRun> = runs.iter().filter(|r| r.strategy == name).collect();
-            let per = |f: &dyn Fn(&SynthRun) -> f64| spread(mine.iter().map(|r| f(r)).collect());
-            let last = |r: &SynthRun| r.history.last().cloned();
-            let c = curves(name);
-            let seconds: Vec<f64> = mine.iter().flat_map(|r| r.history.iter().skip(1).map(|h| h.seconds)).collect();
-            SynthSummary {
-                strategy: name.to_string(),
-                seeds: mine.iter().map(|r| r.seed).collect(),
-                aulc: per(&|r| metrics::aulc(&r.history.iter().map(|h| h.accuracy).collect::<Vec<_>>())),
-                final_accuracy: per(&|r| last(r).map_or(f64::NAN, |h| h.accuracy)),
-                final_balanced_accuracy: per(&|r| last(r).map_or(f64::NAN, |h| h.balanced_accuracy)),
-                final_log_loss: per(&|r| last(r).map_or(f64::NAN, |h| h.log_loss)),
-                final_disagreement: per(&|r| r.final_disagreement),
-                final_labels: mine.iter().filter_map(|r| last(r).map(|h| h.labels)).max().unwrap_or(0),
-                labels_to_target: target.and_then(|t| c.labels_to_target(t)),
-                label_efficiency: baseline.as_ref().zip(target).map(|(b, t)| metrics::efficiency(b, &c, t)),
-                seconds_per_round: metrics::mean(&seconds),
-            }
+}
+
+/// Figures per synthesizer (in the order run) and the target accuracy.
+pub fn summarize(runs: &[SynthRun], budget: usize) -> (Vec<SynthSummary>, Option<f64>) {
+    let results: Vec<RunResult> = runs.iter().map(|r| r.as_result(budget)).collect();
+    let (figures, target) = summarize_against(&results, &[], budget, BASELINE);
+    let summaries = figures
+        .into_iter()
+        .map(|figures| {
+            let mine = runs.iter().filter(|r| r.strategy == figures.strategy);
+            let final_disagreement = Spread::of(mine.map(|r| r.final_disagreement).collect());
+            SynthSummary { figures, final_disagreement }
         })
         .collect();
     (summaries, target)
@@ -514,7 +483,7 @@ pub fn synthesize(config: &SynthesisConfig, out: &Path) -> Result<SynthesisOutco
     let start = Instant::now();
     let jobs: Vec<(usize, u64)> = (0..synthesizers.len()).flat_map(|s| config.seeds.iter().map(move |&seed| (s, seed))).collect();
     let runs: Vec<SynthRun> = jobs.par_iter().map(|&(s, seed)| run_one(config, synthesizers[s].as_ref(), seed)).collect::<Result<_>>()?;
-    let (summaries, target) = summarize(&runs);
+    let (summaries, target) = summarize(&runs, config.budget);
     let outcome = SynthesisOutcome { runs, summaries, target, wall_seconds: start.elapsed().as_secs_f64() };
     write_reports(config, &outcome, out)?;
     Ok(outcome)
@@ -550,17 +519,7 @@ pub fn queries_csv(runs: &[SynthRun]) -> String {
 
 /// curves.csv, summary.json, curves.svg, queries.csv and queries.svg.
 pub fn write_reports(config: &SynthesisConfig, outcome: &SynthesisOutcome, out: &Path) -> Result<()> {
-    let as_results: Vec<RunResult> = outcome
-        .runs
-        .iter()
-        .map(|r| RunResult {
-            strategy: r.strategy.clone(),
-            seed: r.seed,
-            history: r.history.clone(),
-            stop: StopReason { rule: "budget".into(), detail: format!("{} labels", config.budget) },
-            queried: Vec::new(), // synthesized points are not pool samples: queries.csv is written below
-        })
-        .collect();
+    let as_results: Vec<RunResult> = outcome.runs.iter().map(|r| r.as_result(config.budget)).collect();
     write_atomic(&out.join("curves.csv"), curves_csv(&as_results, config.budget).as_bytes())?;
     write_atomic(&out.join("queries.csv"), queries_csv(&outcome.runs).as_bytes())?;
 
@@ -582,13 +541,13 @@ pub fn write_reports(config: &SynthesisConfig, outcome: &SynthesisOutcome, out: 
         .iter()
         .map(|s| {
             let mut c = SeedCurves::default();
-            for r in outcome.runs.iter().filter(|r| r.strategy == s.strategy) {
+            for r in outcome.runs.iter().filter(|r| r.strategy == s.figures.strategy) {
                 for h in &r.history {
                     c.add(h.labels, h.accuracy);
                 }
             }
             CurveSeries {
-                name: s.strategy.clone(),
+                name: s.figures.strategy.clone(),
                 points: c.summary().into_iter().map(|(n, mean, _, lo, hi)| CurvePoint { labels: n as f64, mean, low: lo, high: hi }).collect(),
             }
         })
