@@ -2,6 +2,7 @@
 //! 1998, "query by bagging") — members are the base learner fit on bootstrap resamples of the
 //! labeled set — and committees of different learner kinds.
 
+use crate::checkpoint::Checkpoint;
 use quarry_core::{Error, Learner, Matrix, Probabilities, Result, seeded_rng};
 use rand::Rng;
 
@@ -46,7 +47,27 @@ impl Committee {
     pub fn size(&self) -> usize {
         self.members.len()
     }
+
+    /// The base model and the members, with their prefixes in a checkpoint.
+    fn parts(&self) -> impl Iterator<Item = (String, &dyn Learner)> {
+        std::iter::once(("base".to_string(), &*self.base))
+            .chain(self.members.iter().enumerate().map(|(i, m)| (format!("member.{i}"), &**m)))
+    }
+
+    /// What a restore checks: the committee's kind, size and seed.
+    fn write_settings(&self, ck: &mut Checkpoint) {
+        let kind = match self.kind {
+            CommitteeKind::Bagging => "bagging",
+            CommitteeKind::Heterogeneous => "heterogeneous",
+        };
+        ck.set("committee", kind);
+        ck.set("size", self.members.len());
+        ck.set("seed", self.seed);
+    }
 }
+
+/// The learner kind of a committee's checkpoints.
+const COMMITTEE: &str = "committee";
 
 /// A bootstrap resample of `0..n` holding at least two classes (a member must be fittable).
 fn bootstrap(y: &[u32], rng: &mut quarry_core::QuarryRng) -> Vec<usize> {
@@ -98,33 +119,43 @@ impl Learner for Committee {
         self.base.gradient_embedding(x)
     }
 
-    /// The base model, the fit counter, then each member, length-prefixed.
+    /// A [`Checkpoint`] of kind `committee`: the settings `committee` (`bagging` or
+    /// `heterogeneous`), `size` and `seed`, the `fits` counter, and each part's own checkpoint
+    /// nested under `base.` and `member.<i>.` (`member.3.learner`, `member.3.w`, …).
     fn checkpoint(&self) -> Result<Vec<u8>> {
-        let mut out = self.fits.to_le_bytes().to_vec();
-        for part in std::iter::once(&self.base).chain(&self.members) {
-            let b = part.checkpoint()?;
-            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-            out.extend_from_slice(&b);
+        let mut ck = Checkpoint::new(COMMITTEE);
+        self.write_settings(&mut ck);
+        ck.put_count("fits", self.fits);
+        for (prefix, part) in self.parts() {
+            let part = Checkpoint::parse(&part.checkpoint()?).map_err(|e| Error::Other(format!("committee {prefix}: {e}")))?;
+            ck.nest(&prefix, part);
         }
-        Ok(out)
+        Ok(ck.to_bytes())
     }
 
+    /// Restores a checkpoint of a committee of the same kind, size and seed, each part from its
+    /// own nested checkpoint; nothing changes unless every part restores (empty bytes: every
+    /// part back to before its first fit).
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
+        let (fits, mut parts) = if bytes.is_empty() {
+            (0, self.parts().map(|(_, p)| (p.boxed_clone(), Vec::new())).collect::<Vec<_>>())
+        } else {
+            let ck = Checkpoint::parse_of(bytes, COMMITTEE, &format!("a committee of {}", self.base.name()))?;
+            let mut settings = Checkpoint::new(COMMITTEE);
+            self.write_settings(&mut settings);
+            for (key, value) in settings.settings() {
+                ck.expect(key, value)?;
+            }
+            let parts = self.parts().map(|(prefix, p)| Ok((p.boxed_clone(), ck.member(&prefix)?.to_bytes()))).collect::<Result<Vec<_>>>()?;
+            (ck.count("fits")?, parts)
+        };
+        for ((prefix, _), (part, bytes)) in self.parts().zip(&mut parts) {
+            part.restore(bytes).map_err(|e| Error::Other(format!("committee {prefix}: {e}")))?;
         }
-        let bad = || Error::Other("committee checkpoint: truncated or of another committee size".into());
-        let mut pos = 8;
-        self.fits = u64::from_le_bytes(bytes.get(..8).ok_or_else(bad)?.try_into().unwrap());
-        for part in std::iter::once(&mut self.base).chain(self.members.iter_mut()) {
-            let len = u64::from_le_bytes(bytes.get(pos..pos + 8).ok_or_else(bad)?.try_into().unwrap()) as usize;
-            pos += 8;
-            part.restore(bytes.get(pos..pos + len).ok_or_else(bad)?)?;
-            pos += len;
-        }
-        if pos != bytes.len() {
-            return Err(bad());
-        }
+        let mut parts = parts.into_iter().map(|(p, _)| p);
+        self.base = parts.next().expect("the base");
+        self.members = parts.collect();
+        self.fits = fits;
         Ok(())
     }
 

@@ -14,6 +14,7 @@
 //! network's own dropout, rate as trained). Checkpoints hold every trained tensor with its momentum
 //! buffer and the step count, so a resumed run continues exactly.
 
+use crate::checkpoint::Checkpoint;
 use crate::effnet_train::{BatchNormMode, EfficientNetTrainer, Head, TrainerParams};
 use crate::efficientnet::FEATURE_DIM;
 use quarry_core::{Error, Learner, Matrix, McSamples, Probabilities, Result, seeded_rng};
@@ -83,6 +84,20 @@ impl EfficientNetLearner {
 
     pub fn trainer(&self) -> &EfficientNetTrainer {
         &self.trainer
+    }
+
+    /// The settings a checkpoint records and a restore compares.
+    fn settings_list(&self) -> Vec<(&'static str, String)> {
+        let p = &self.params;
+        vec![
+            ("classes", p.classes.to_string()),
+            ("train_blocks", p.train_blocks.to_string()),
+            ("epochs", p.epochs.to_string()),
+            ("batch_size", p.batch_size.to_string()),
+            ("lr", p.lr.to_string()),
+            ("dropout", p.dropout.to_string()),
+            ("seed", p.seed.to_string()),
+        ]
     }
 
     /// `[n, h, w, c]` of rows of `x`: square frames of the frozen part's channels.
@@ -194,18 +209,33 @@ impl Learner for EfficientNetLearner {
         Probabilities::new(Self::softmax_rows(logits, self.params.classes), x.rows(), self.params.classes)
     }
 
+    /// A [`Checkpoint`] of kind `efficientnet-lite0`: the settings of [`FineTuneParams`]
+    /// (`classes`, `train_blocks`, `epochs`, `batch_size`, `lr`, `dropout`, `seed`), every trained
+    /// tensor with its momentum buffer and the step counter (the trainer's state, see
+    /// `effnet_train/state.rs`), and the `epochs_done` counter (it keys the shuffles).
     fn checkpoint(&self) -> Result<Vec<u8>> {
-        let mut bytes = self.epochs_done.to_le_bytes().to_vec();
-        bytes.extend(self.trainer.state_bytes().map_err(err)?);
-        Ok(bytes)
+        let mut ck = Checkpoint::new(self.name());
+        for (key, value) in self.settings_list() {
+            ck.set(key, value);
+        }
+        self.trainer.write_state(&mut ck);
+        ck.put_count("epochs_done", self.epochs_done);
+        Ok(ck.to_bytes())
     }
 
+    /// Continues from a checkpoint of a learner with the same settings (on the same pretrained
+    /// weights); nothing changes unless all of it reads.
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        if bytes.len() < 8 {
-            return Err(err("checkpoint too short"));
+        if bytes.is_empty() {
+            return Err(err("empty checkpoint: the state before the first fit is the pretrained weights (load the learner again)"));
         }
-        self.trainer.load_state(&bytes[8..], "efficientnet-lite0 checkpoint").map_err(err)?;
-        self.epochs_done = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        let ck = Checkpoint::parse_of(bytes, self.name(), self.name())?;
+        for (key, value) in self.settings_list() {
+            ck.expect(key, value)?;
+        }
+        let epochs = ck.count("epochs_done")?;
+        self.trainer.read_state(&ck)?;
+        self.epochs_done = epochs;
         Ok(())
     }
 

@@ -4,12 +4,14 @@
 //! logistic regression with an L2 penalty, solved to convergence by [`lbfgs`]. Dense products go
 //! through `matrixmultiply`, which picks AVX2/FMA or AVX-512 kernels at run time.
 
+pub mod checkpoint;
 pub mod committee;
 pub mod lbfgs;
 pub mod linalg;
 pub mod logistic;
 pub mod softmax;
 
+pub use checkpoint::Checkpoint;
 pub use committee::{Committee, CommitteeKind};
 pub use logistic::{LogisticRegression, LogisticRegressionLearner, LogisticRegressionParams, gradient_embedding};
 pub mod efficientnet;

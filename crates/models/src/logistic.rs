@@ -8,6 +8,7 @@
 //! where L-BFGS started; [`LogisticRegressionLearner`] therefore warm-starts from the previous
 //! round's weights (continuous fine-tuning) and only pays for the change the new labels make.
 
+use crate::checkpoint::Checkpoint;
 use crate::{lbfgs, linalg, softmax};
 use quarry_core::{Error, Learner, Matrix, Probabilities, Result};
 
@@ -44,6 +45,20 @@ impl LogisticRegressionParams {
     pub fn tol(mut self, tol: f64) -> Self {
         self.tol = tol;
         self
+    }
+
+    /// The settings in a checkpoint (each float as the shortest text of its exact bits).
+    fn write(&self, ck: &mut Checkpoint) {
+        ck.set("c", self.c);
+        ck.set("max_iter", self.max_iter);
+        ck.set("tol", self.tol);
+    }
+
+    /// Errors unless `ck` was saved with these settings.
+    fn expect_in(&self, ck: &Checkpoint) -> Result<()> {
+        ck.expect("c", self.c)?;
+        ck.expect("max_iter", self.max_iter)?;
+        ck.expect("tol", self.tol)
     }
 
     fn check(&self) -> Result<()> {
@@ -207,58 +222,47 @@ impl LogisticRegression {
         Probabilities::new(out, x.rows(), self.n_classes)
     }
 
-    /// Serialize the fitted state (little-endian) so a resumed run continues from these weights.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(b"QLR1");
-        for v in [self.dim, self.n_classes, self.present.len(), self.b.len(), self.iterations] {
-            out.extend_from_slice(&(v as u64).to_le_bytes());
-        }
-        for &c in &self.present {
-            out.extend_from_slice(&c.to_le_bytes());
-        }
-        for &v in self.w.iter().chain(&self.b) {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out
+    /// Writes the fitted state into a learner's checkpoint: the shape in the settings (`dim`,
+    /// `n_classes`), `w` `F64 [dim, m]`, `b` `F64 [m]`, `classes_seen` `U64 [k]` and the
+    /// `iterations` counter.
+    fn write(&self, ck: &mut Checkpoint) {
+        let m = self.b.len();
+        ck.set("dim", self.dim);
+        ck.set("n_classes", self.n_classes);
+        ck.put_f64("w", &[self.dim, m], &self.w);
+        ck.put_f64("b", &[m], &self.b);
+        ck.put_u64("classes_seen", &[self.present.len()], &self.present.iter().map(|&c| c as u64).collect::<Vec<_>>());
+        ck.put_count("iterations", self.iterations as u64);
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let bad = |why: &str| Error::Other(format!("logistic regression checkpoint: {why}"));
-        if bytes.len() < 44 || &bytes[..4] != b"QLR1" {
-            return Err(bad("not a quarry logistic-regression checkpoint (expected magic QLR1)"));
-        }
-        let u = |i: usize| u64::from_le_bytes(bytes[4 + 8 * i..12 + 8 * i].try_into().unwrap()) as usize;
-        let (dim, n_classes, n_present, m, iterations) = (u(0), u(1), u(2), u(3), u(4));
-        let expected = 44 + 4 * n_present + 8 * (dim * m + m);
-        if bytes.len() != expected || n_present > n_classes || m == 0 {
-            return Err(bad(&format!("expected {expected} bytes, found {}", bytes.len())));
-        }
-        let mut pos = 44;
-        let present = (0..n_present)
-            .map(|_| {
-                let v = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap());
-                pos += 4;
-                v
-            })
-            .collect();
-        let mut f = |count: usize| -> Vec<f64> {
-            (0..count)
-                .map(|_| {
-                    let v = f64::from_le_bytes(bytes[pos..pos + 8].try_into().unwrap());
-                    pos += 8;
-                    v
-                })
-                .collect()
+    /// Reads what [`LogisticRegression::write`] wrote, checking it is a model that can predict.
+    fn read(ck: &Checkpoint) -> Result<Self> {
+        let (dim, n_classes): (usize, usize) = (ck.get_parsed("dim")?, ck.get_parsed("n_classes")?);
+        let bad = |why: String| Error::Other(format!("checkpoint: logreg {why}"));
+        let k = match ck.shape("classes_seen")? {
+            &[k] => k,
+            other => return Err(bad(format!("classes_seen has shape {other:?}, expected [k]"))),
         };
-        let w = f(dim * m);
-        let b = f(m);
-        Ok(LogisticRegression { dim, n_classes, present, w, b, iterations })
+        if k < 2 || k > n_classes {
+            return Err(bad(format!("model of {k} seen classes out of {n_classes}")));
+        }
+        let m = if k == 2 { 1 } else { k };
+        let present = ck.u64("classes_seen", &[k])?;
+        if present.windows(2).any(|w| w[0] >= w[1]) || present[k - 1] >= n_classes as u64 {
+            return Err(bad(format!("classes_seen {present:?} are not increasing class ids below {n_classes}")));
+        }
+        let w = ck.f64("w", &[dim, m])?;
+        let b = ck.f64("b", &[m])?;
+        let iterations = ck.count("iterations")? as usize;
+        Ok(LogisticRegression { dim, n_classes, present: present.into_iter().map(|c| c as u32).collect(), w, b, iterations })
     }
 }
 
 /// Gradient tolerance of the hypothetical refits of expected error / variance reduction.
 pub const WHAT_IF_TOL: f64 = 1e-4;
+
+/// The learner kind of [`LogisticRegressionLearner`] (its name and its checkpoints').
+const LOGREG: &str = "logreg";
 
 /// The [`Learner`] form: holds the parameters and the current fit, and warm-starts each new fit.
 #[derive(Debug, Clone, Default)]
@@ -275,7 +279,7 @@ impl LogisticRegressionLearner {
 
 impl Learner for LogisticRegressionLearner {
     fn name(&self) -> &str {
-        "logreg"
+        LOGREG
     }
 
     fn fit(&mut self, x: &Matrix, y: &[u32], n_classes: usize) -> Result<()> {
@@ -291,12 +295,29 @@ impl Learner for LogisticRegressionLearner {
             .predict_proba(x)
     }
 
+    /// A [`Checkpoint`] of kind `logreg`: the settings `c`, `max_iter`, `tol` and `fitted`, and
+    /// when fitted the model ([`LogisticRegression::write`]).
     fn checkpoint(&self) -> Result<Vec<u8>> {
-        Ok(self.model.as_ref().map(|m| m.to_bytes()).unwrap_or_default())
+        let mut ck = Checkpoint::new(LOGREG);
+        self.params.write(&mut ck);
+        ck.set("fitted", self.model.is_some());
+        if let Some(m) = &self.model {
+            m.write(&mut ck);
+        }
+        Ok(ck.to_bytes())
     }
 
+    /// Restores a checkpoint of a `logreg` learner with the same settings (empty bytes: back to
+    /// before the first fit).
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        self.model = if bytes.is_empty() { None } else { Some(LogisticRegression::from_bytes(bytes)?) };
+        if bytes.is_empty() {
+            self.model = None;
+            return Ok(());
+        }
+        let ck = Checkpoint::parse_of(bytes, LOGREG, LOGREG)?;
+        self.params.expect_in(&ck)?;
+        let fitted: bool = ck.get_parsed("fitted")?;
+        self.model = if fitted { Some(LogisticRegression::read(&ck)?) } else { None };
         Ok(())
     }
 
@@ -440,15 +461,39 @@ mod tests {
         }
     }
 
+    /// The checkpoint holds the exact bits: a restored learner predicts and warm-starts its next
+    /// fit exactly as the original; an unfitted learner round-trips too; another setting, a
+    /// damaged checkpoint or garbage is an error that leaves the learner as it was.
     #[test]
-    fn checkpoint_round_trips_and_rejects_garbage() {
+    fn checkpoint_round_trips_exactly_and_rejects_garbage() {
         let (x, y) = toy();
-        let m = LogisticRegressionParams::new().fit(&x, &y, 3, None).unwrap();
-        assert_eq!(LogisticRegression::from_bytes(&m.to_bytes()).unwrap(), m);
-        assert!(LogisticRegression::from_bytes(b"QLR1short").is_err());
-        let mut bytes = m.to_bytes();
-        bytes.pop();
-        assert!(LogisticRegression::from_bytes(&bytes).is_err());
+        let params = LogisticRegressionParams::new().c(0.5);
+        let mut a = LogisticRegressionLearner::new(params.clone());
+        let mut b = LogisticRegressionLearner::new(params.clone());
+        b.restore(&a.checkpoint().unwrap()).unwrap();
+        assert!(b.model.is_none(), "an unfitted learner restores unfitted");
+        a.fit(&x.select_rows(&[0, 1, 3, 4, 6]), &[0, 0, 1, 1, 2], 3).unwrap();
+        let bytes = a.checkpoint().unwrap();
+        b.restore(&bytes).unwrap();
+        assert_eq!(b.model, a.model);
+        assert_eq!(b.checkpoint().unwrap(), bytes);
+        a.fit(&x, &y, 3).unwrap();
+        b.fit(&x, &y, 3).unwrap();
+        assert_eq!(a.model, b.model, "the warm start continued from the same bits");
+        let (pa, pb) = (a.predict_proba(&x).unwrap(), b.predict_proba(&x).unwrap());
+        assert!(pa.as_slice().iter().zip(pb.as_slice()).all(|(p, q)| p.to_bits() == q.to_bits()));
+
+        let before = b.model.clone();
+        let e = LogisticRegressionLearner::new(params.clone().c(1.0)).restore(&bytes).unwrap_err().to_string();
+        assert!(e.contains("c = 0.5") && e.contains("c = 1"), "{e}");
+        assert!(b.restore(b"QLR1short").unwrap_err().to_string().contains("not a quarry checkpoint"));
+        assert!(b.restore(&bytes[..bytes.len() - 1]).is_err());
+        let reshaped = crate::checkpoint::edit_header(&bytes, "\"shape\":[2,3]", "\"shape\":[3,2]");
+        let e = b.restore(&reshaped).unwrap_err().to_string();
+        assert!(e.contains("tensor 'w' has shape [3, 2], expected [2, 3]"), "{e}");
+        assert_eq!(b.model, before, "a failed restore changed nothing");
+        b.restore(&[]).unwrap();
+        assert!(b.model.is_none());
     }
 
     /// Hand-computed: p = (0.7, 0.2, 0.1), x = (1, −2): ŷ = 0, g = (−0.3, 0.2, 0.1) ⊗ x.

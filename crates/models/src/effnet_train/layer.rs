@@ -59,6 +59,15 @@ pub(super) enum ConvKind {
 }
 
 impl ConvKind {
+    /// The weight's shape in the checkpoint (and the layout of [`ConvBn::weight`]).
+    pub(super) fn weight_shape(self) -> Vec<usize> {
+        match self {
+            ConvKind::Stem { cin, cout, k, .. } => vec![cout, cin, k, k],
+            ConvKind::Pointwise { cin, cout } => vec![cout, cin, 1, 1],
+            ConvKind::Depthwise { c, k, .. } => vec![c, 1, k, k],
+        }
+    }
+
     pub(super) fn out_channels(self) -> usize {
         match self {
             ConvKind::Stem { cout, .. } | ConvKind::Pointwise { cout, .. } => cout,
@@ -108,11 +117,7 @@ impl ConvBn {
         kind: ConvKind,
         relu6: bool,
     ) -> Result<Self, EfficientNetError> {
-        let shape = match kind {
-            ConvKind::Stem { cin, cout, k, .. } => vec![cout, cin, k, k],
-            ConvKind::Pointwise { cin, cout } => vec![cout, cin, 1, 1],
-            ConvKind::Depthwise { c, k, .. } => vec![c, 1, k, k],
-        };
+        let shape = kind.weight_shape();
         let c = kind.out_channels();
         let b = vb.pp(bn);
         Ok(ConvBn {

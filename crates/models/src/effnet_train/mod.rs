@@ -68,8 +68,8 @@
 //! `layer_pass` (its forward and backward over a batch), `frozen` (the frozen stem and blocks on the
 //! inference kernels), `buffers` (activation buffers reused between steps), `load` (building from a
 //! checkpoint), `pass` (the whole network's forward and backward), `train` (the public steps and
-//! predictions), `save` (the weights under the checkpoint's names), `state` (the resume point) and
-//! [`kernels`].
+//! predictions), `save` (the weights under the checkpoint's names: an export, not a resume point),
+//! `state` (the resume point, inside the learner's [`crate::checkpoint`]) and [`kernels`].
 
 mod buffers;
 mod frozen;

@@ -1,6 +1,6 @@
 //! The trained weights as a safetensors checkpoint under the original names.
 
-use super::layer::{ConvBn, ConvKind};
+use super::layer::ConvBn;
 use super::EfficientNetTrainer;
 use crate::efficientnet::{EfficientNetError, FEATURE_DIM};
 use std::path::Path;
@@ -9,16 +9,13 @@ impl EfficientNetTrainer {
     /// The model's weights as a safetensors file under the checkpoint's names (convolutions, batch
     /// norms with their running statistics, and the head as `_fc.weight` `[classes, 1280]` /
     /// `_fc.bias`). With a 1000-class head it loads into [`crate::EfficientNetLite0`]; with
-    /// [`Head::Pretrained`](super::Head::Pretrained) into a new trainer. Momentum buffers are not saved (not a resume point).
+    /// [`Head::Pretrained`](super::Head::Pretrained) into a new trainer. An export, not a resume point: momentum
+    /// buffers and the step count are not saved (the learner's checkpoint, `state.rs`, has them).
     pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>, EfficientNetError> {
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let mut layer = |l: &ConvBn| {
-            let shape = match l.kind {
-                ConvKind::Stem { cin, cout, k, .. } => vec![cout, cin, k, k],
-                ConvKind::Pointwise { cin, cout } => vec![cout, cin, 1, 1],
-                ConvKind::Depthwise { c, k, .. } => vec![c, 1, k, k],
-            };
+            let shape = l.kind.weight_shape();
             let c = l.kind.out_channels();
             tensors.push((format!("{}.weight", l.name), shape, bytes(&l.weight.value)));
             for (what, v) in [

@@ -1,34 +1,41 @@
-//! A fine-tuning run's resume point.
+//! A fine-tuning run's resume point, inside the learner's [`Checkpoint`].
 //!
-//! [`EfficientNetTrainer::state_bytes`] saves what training changes — every trainable tensor with
-//! its SGD momentum buffer, the trainable batch norms' running statistics, the head, and the step
-//! counter — as safetensors under the checkpoint's names (`<tensor>` and `<tensor>.velocity`);
-//! [`EfficientNetTrainer::load_state`] puts it back into a trainer built from the same pretrained
-//! weights with the same settings, so a resumed run continues exactly. The frozen part never
-//! changes and is not saved.
+//! [`EfficientNetTrainer::write_state`] saves what training changes — every trainable tensor under
+//! the pretrained checkpoint's name and shape (`_blocks.15._project_conv.weight` `[320, 1152, 1,
+//! 1]`, `_bn1.weight` `[1280]`, …) with its SGD momentum buffer as
+//! `optimizer.momentum_buffer.<name>` (PyTorch's name), the trainable batch norms' running
+//! statistics, the new head `_fc.weight` `[classes, 1280]` / `_fc.bias`, and the step counter
+//! `optimizer.step` (it keys the dropout masks); [`EfficientNetTrainer::read_state`] puts it back
+//! into a trainer built from the same pretrained weights with the same settings, so a resumed run
+//! continues exactly. The frozen part never changes and is not saved.
 
 use super::{ConvBn, EfficientNetTrainer, Param};
-use crate::efficientnet::EfficientNetError;
-use safetensors::SafeTensors;
+use crate::checkpoint::Checkpoint;
+use crate::efficientnet::FEATURE_DIM;
+use quarry_core::Result;
 
-const STEPS_KEY: &str = "steps";
+/// The name of a tensor's momentum buffer.
+fn momentum(name: &str) -> String {
+    format!("optimizer.momentum_buffer.{name}")
+}
 
-/// One saved tensor: its name and a view of its values.
-type Named<'a> = (String, &'a [f32]);
+/// One saved tensor: its name, shape and values.
+type Named<'a> = (String, Vec<usize>, &'a [f32]);
 
 impl ConvBn {
     fn saved(&self) -> Vec<Named<'_>> {
+        let c = vec![self.kind.out_channels()];
         let mut v = Vec::new();
-        for (name, p) in [
-            (format!("{}.weight", self.name), &self.weight),
-            (format!("{}.weight", self.bn_name), &self.gamma),
-            (format!("{}.bias", self.bn_name), &self.beta),
+        for (name, shape, p) in [
+            (format!("{}.weight", self.name), self.kind.weight_shape(), &self.weight),
+            (format!("{}.weight", self.bn_name), c.clone(), &self.gamma),
+            (format!("{}.bias", self.bn_name), c.clone(), &self.beta),
         ] {
-            v.push((format!("{name}.velocity"), &p.velocity[..]));
-            v.push((name, &p.value[..]));
+            v.push((momentum(&name), shape.clone(), &p.velocity[..]));
+            v.push((name, shape, &p.value[..]));
         }
-        v.push((format!("{}.running_mean", self.bn_name), &self.running_mean[..]));
-        v.push((format!("{}.running_var", self.bn_name), &self.running_var[..]));
+        v.push((format!("{}.running_mean", self.bn_name), c.clone(), &self.running_mean[..]));
+        v.push((format!("{}.running_var", self.bn_name), c, &self.running_var[..]));
         v
     }
 
@@ -71,64 +78,30 @@ impl EfficientNetTrainer {
 
     fn saved(&self) -> Vec<Named<'_>> {
         let mut v: Vec<Named<'_>> = self.trainable_layers().into_iter().flat_map(ConvBn::saved).collect();
-        for (name, p) in [("_fc.weight", &self.fc_weight), ("_fc.bias", &self.fc_bias)] {
-            v.push((format!("{name}.velocity"), &p.velocity[..]));
-            v.push((name.to_string(), &p.value[..]));
+        for (name, shape, p) in [
+            ("_fc.weight", vec![self.classes, FEATURE_DIM], &self.fc_weight),
+            ("_fc.bias", vec![self.classes], &self.fc_bias),
+        ] {
+            v.push((momentum(name), shape.clone(), &p.velocity[..]));
+            v.push((name.to_string(), shape, &p.value[..]));
         }
         v
     }
 
-    /// The training state as safetensors bytes (see the module documentation).
-    pub fn state_bytes(&self) -> Result<Vec<u8>, EfficientNetError> {
-        let bytes: Vec<(String, Vec<u8>, usize)> =
-            self.saved().into_iter().map(|(n, v)| (n, v.iter().flat_map(|x| x.to_le_bytes()).collect(), v.len())).collect();
-        let views = bytes
-            .iter()
-            .map(|(name, data, len)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![*len], data)
-                    .map(|v| (name.clone(), v))
-                    .map_err(|e| EfficientNetError::Format { path: name.clone(), reason: e.to_string() })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let meta = std::collections::HashMap::from([(STEPS_KEY.to_string(), self.steps.to_string())]);
-        safetensors::serialize(views, Some(meta))
-            .map_err(|e| EfficientNetError::Format { path: "(trainer state)".into(), reason: e.to_string() })
+    /// Puts the training state into `ck` (see the module documentation).
+    pub(crate) fn write_state(&self, ck: &mut Checkpoint) {
+        for (name, shape, values) in self.saved() {
+            ck.put_f32(&name, &shape, values);
+        }
+        ck.put_count("optimizer.step", self.steps);
     }
 
-    /// Restores [`Self::state_bytes`] of a trainer with the same architecture, frozen blocks and
-    /// head; `label` names the state in errors, which name the tensor and both shapes. Nothing is
-    /// changed unless every tensor is present with the right shape.
-    pub fn load_state(&mut self, bytes: &[u8], label: &str) -> Result<(), EfficientNetError> {
-        let tensors = SafeTensors::deserialize(bytes)
-            .map_err(|e| EfficientNetError::Format { path: label.to_string(), reason: e.to_string() })?;
-        let (_, meta) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| EfficientNetError::Format { path: label.to_string(), reason: e.to_string() })?;
-        let steps = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(STEPS_KEY))
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| EfficientNetError::Format { path: label.to_string(), reason: format!("metadata `{STEPS_KEY}` missing") })?;
-        // Check everything first, so a bad state leaves the trainer as it was.
-        let mut values = Vec::new();
-        for (name, current) in self.saved() {
-            let t = tensors
-                .tensor(&name)
-                .map_err(|_| EfficientNetError::MissingTensor { path: label.to_string(), name: name.clone() })?;
-            if t.dtype() != safetensors::Dtype::F32 {
-                return Err(EfficientNetError::TensorDtype { path: label.to_string(), name, dtype: format!("{:?}", t.dtype()) });
-            }
-            if t.shape() != [current.len()] {
-                return Err(EfficientNetError::TensorShape {
-                    path: label.to_string(),
-                    name,
-                    expected: vec![current.len()],
-                    found: t.shape().to_vec(),
-                });
-            }
-            let v: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            values.push(v);
-        }
+    /// Restores [`Self::write_state`] of a trainer with the same architecture, frozen blocks and
+    /// head; errors name the tensor and both shapes. Nothing is changed unless every tensor is
+    /// present with the right shape.
+    pub(crate) fn read_state(&mut self, ck: &Checkpoint) -> Result<()> {
+        let values = self.saved().into_iter().map(|(name, shape, _)| ck.f32(&name, &shape)).collect::<Result<Vec<_>>>()?;
+        let steps = ck.count("optimizer.step")?;
         let mut values = values.into_iter();
         let mut put = |slot: &mut Vec<f32>| {
             *slot = values.next().expect("one value per saved tensor");

@@ -5,10 +5,8 @@ use super::net::{Net, NetSpec};
 use super::optim::{Optimizer, OptimizerKind};
 use crate::logistic::gradient_embedding;
 use quarry_core::{Error, Learner, Matrix, McSamples, Probabilities, Result, seeded_rng};
+use crate::checkpoint::Checkpoint;
 use rand::seq::SliceRandom;
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
-use std::collections::HashMap;
 
 /// Hyper-parameters of a [`NetLearner`], checked once by [`NetParams::build`].
 ///
@@ -106,9 +104,6 @@ pub struct NetLearner {
     scratch: GradScratch,
 }
 
-/// The checkpoint's metadata entry: `architecture=…;classes=…;[inputs=…;hidden=…;]optimizer=…;steps=…;epochs=…`.
-const META_KEY: &str = "quarry-nn/1";
-
 /// RNG streams (the weights' is in `params.rs`).
 const SHUFFLE_STREAM: u64 = 0x5_0000_0000;
 
@@ -167,25 +162,41 @@ impl NetLearner {
         Ok(())
     }
 
-    /// Checkpoint metadata describing the architecture: restoring into a learner whose
-    /// architecture differs is an error.
-    fn architecture(&self) -> Vec<(&'static str, String)> {
-        let mut v = vec![("architecture", self.net.spec().name().to_string()), ("classes", self.net.classes().to_string())];
-        if let NetSpec::Mlp { inputs, hidden, .. } = self.net.spec() {
+    /// Every setting a continued training reads, as a checkpoint records them: the architecture
+    /// (`classes`, and `inputs`, `hidden` for an MLP), `dropout`, the optimizer and its
+    /// hyper-parameters, `epochs`, `batch_size` and `seed` (which keys the shuffles and the
+    /// dropout masks). A learner restores only a checkpoint of the same settings.
+    fn settings_list(&self) -> Vec<(&'static str, String)> {
+        let spec = self.net.spec();
+        let mut v = vec![("classes", spec.classes().to_string())];
+        if let NetSpec::Mlp { inputs, hidden, .. } = *spec {
             v.push(("inputs", inputs.to_string()));
             v.push(("hidden", hidden.to_string()));
         }
+        v.push(("dropout", spec.dropout().to_string()));
         v.push(("optimizer", self.optimizer.kind.name().to_string()));
+        match self.optimizer.kind {
+            OptimizerKind::Sgd { lr, momentum, weight_decay } => {
+                v.extend([("lr", lr.to_string()), ("momentum", momentum.to_string()), ("weight_decay", weight_decay.to_string())]);
+            }
+            OptimizerKind::Adam { lr, beta1, beta2, eps, weight_decay } => v.extend([
+                ("lr", lr.to_string()),
+                ("beta1", beta1.to_string()),
+                ("beta2", beta2.to_string()),
+                ("eps", eps.to_string()),
+                ("weight_decay", weight_decay.to_string()),
+            ]),
+        }
+        v.push(("epochs", self.params.epochs.to_string()));
+        v.push(("batch_size", self.params.batch_size.to_string()));
+        v.push(("seed", self.params.seed.to_string()));
         v
     }
 }
 
-fn to_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn bad_checkpoint(why: impl std::fmt::Display) -> Error {
-    Error::Other(format!("neural network checkpoint: {why}"))
+/// The name of an optimizer buffer of a parameter tensor, as PyTorch's `state_dict` has it.
+fn optimizer_tensor(buffer: &str, param: &str) -> String {
+    format!("optimizer.{buffer}.{param}")
 }
 
 impl Learner for NetLearner {
@@ -255,75 +266,48 @@ impl Learner for NetLearner {
         Probabilities::new(out, x.rows(), self.net.classes())
     }
 
-    /// Safetensors bytes: every parameter under its PyTorch name and shape, the optimizer's
-    /// buffers as `optimizer.<buffer>.<parameter>` (PyTorch's buffer names), and in the metadata
-    /// entry `quarry-nn/1` the architecture, the optimizer, its step count and the epochs done.
-    /// Equal states give equal bytes.
+    /// A [`Checkpoint`] of kind `lenet5` or `mlp`: the settings of
+    /// [`NetLearner::settings_list`]; every parameter `F32` under its PyTorch name and shape
+    /// (`conv1.weight` `[6, 1, 5, 5]`, `fc1.bias` `[120]`, …), the optimizer's buffers as
+    /// `optimizer.<buffer>.<parameter>` (PyTorch's buffer names: `exp_avg`, `exp_avg_sq`,
+    /// `momentum_buffer`), and the counters `optimizer.step` and `epochs_done`.
     fn checkpoint(&self) -> Result<Vec<u8>> {
+        let mut ck = Checkpoint::new(self.name());
+        for (key, value) in self.settings_list() {
+            ck.set(key, value);
+        }
         let params = self.net.params();
-        let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for t in params.tensors() {
-            owned.push((t.name.clone(), t.shape.clone(), to_bytes(&params.as_slice()[t.range.clone()])));
+            ck.put_f32(&t.name, &t.shape, &params.as_slice()[t.range.clone()]);
             for (buf, state) in self.optimizer.kind.state_names().iter().zip(&self.optimizer.state) {
-                owned.push((format!("optimizer.{buf}.{}", t.name), t.shape.clone(), to_bytes(&state[t.range.clone()])));
+                ck.put_f32(&optimizer_tensor(buf, &t.name), &t.shape, &state[t.range.clone()]);
             }
         }
-        let views = owned
-            .iter()
-            .map(|(name, shape, bytes)| Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(bad_checkpoint)?)))
-            .collect::<Result<Vec<_>>>()?;
-        // One metadata entry with the fields in a fixed order, so that equal states give equal
-        // bytes (a map of several entries would be written in hash order).
-        let mut fields = self.architecture();
-        fields.push(("steps", self.optimizer.steps.to_string()));
-        fields.push(("epochs", self.epochs_done.to_string()));
-        let line = fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";");
-        let meta = HashMap::from([(META_KEY.to_string(), line)]);
-        safetensors::serialize(views, Some(meta)).map_err(bad_checkpoint)
+        ck.put_count("optimizer.step", self.optimizer.steps);
+        ck.put_count("epochs_done", self.epochs_done);
+        Ok(ck.to_bytes())
     }
 
-    /// Continues from a [`Learner::checkpoint`] of a learner with the same architecture and
-    /// optimizer (empty bytes: back to the initial weights, as [`NetLearner::reset`]).
+    /// Continues from a checkpoint of a learner of the same kind and settings; nothing changes
+    /// unless all of it reads (empty bytes: back to the initial weights, as [`NetLearner::reset`]).
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
         if bytes.is_empty() {
             self.reset();
             return Ok(());
         }
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(bad_checkpoint)?;
-        let line = header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(META_KEY))
-            .ok_or_else(|| bad_checkpoint(format!("no `{META_KEY}` metadata (not a quarry neural network checkpoint)")))?;
-        let meta: HashMap<&str, &str> = line.split(';').filter_map(|f| f.split_once('=')).collect();
-        let get = |key: &str| meta.get(key).copied().ok_or_else(|| bad_checkpoint(format!("metadata has no `{key}`")));
-        for (key, want) in self.architecture() {
-            let have = get(key)?;
-            if have != want {
-                return Err(bad_checkpoint(format!("saved with {key} = {have}, this learner has {want}")));
-            }
+        let ck = Checkpoint::parse_of(bytes, self.name(), self.name())?;
+        for (key, value) in self.settings_list() {
+            ck.expect(key, value)?;
         }
-        let number = |key: &str| get(key)?.parse::<u64>().map_err(|e| bad_checkpoint(format!("`{key}`: {e}")));
-        let (steps, epochs) = (number("steps")?, number("epochs")?);
-        let st = SafeTensors::deserialize(bytes).map_err(bad_checkpoint)?;
         let mut values = self.net.params().as_slice().to_vec();
         let mut state = self.optimizer.state.clone();
-        let read = |name: &str, shape: &[usize], dst: &mut [f32]| -> Result<()> {
-            let view = st.tensor(name).map_err(|e| bad_checkpoint(format!("tensor {name}: {e}")))?;
-            if view.dtype() != Dtype::F32 || view.shape() != shape {
-                return Err(bad_checkpoint(format!("tensor {name} is {:?} {:?}, expected F32 {shape:?}", view.dtype(), view.shape())));
-            }
-            for (d, b) in dst.iter_mut().zip(view.data().chunks_exact(4)) {
-                *d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-            Ok(())
-        };
         for t in self.net.params().tensors() {
-            read(&t.name, &t.shape, &mut values[t.range.clone()])?;
+            values[t.range.clone()].copy_from_slice(&ck.f32(&t.name, &t.shape)?);
             for (buf, s) in self.optimizer.kind.state_names().iter().zip(state.iter_mut()) {
-                read(&format!("optimizer.{buf}.{}", t.name), &t.shape, &mut s[t.range.clone()])?;
+                s[t.range.clone()].copy_from_slice(&ck.f32(&optimizer_tensor(buf, &t.name), &t.shape)?);
             }
         }
+        let (steps, epochs) = (ck.count("optimizer.step")?, ck.count("epochs_done")?);
         self.net.params_mut().as_mut_slice().copy_from_slice(&values);
         self.optimizer.state = state;
         self.optimizer.steps = steps;
