@@ -22,7 +22,9 @@ pub trait Learner: Send + Sync {
     /// Class probabilities `[n, n_classes]` of `x`.
     fn predict_proba(&self, x: &Matrix) -> Result<Probabilities>;
     /// The learner's current state as bytes, saved with a run so a resumed run continues
-    /// from exactly these weights (empty before the first fit).
+    /// from exactly these weights. One format for every learner: safetensors with metadata naming
+    /// the learner and its settings (`quarry_models::checkpoint`), so a restore into another kind of
+    /// learner is an error, not a silent mix.
     fn checkpoint(&self) -> Result<Vec<u8>>;
     /// Continue from a [`Learner::checkpoint`].
     fn restore(&mut self, bytes: &[u8]) -> Result<()>;

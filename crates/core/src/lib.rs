@@ -17,6 +17,7 @@ pub mod pool;
 pub mod rng;
 pub mod scores;
 pub mod session;
+pub mod simd;
 pub mod stopping;
 pub mod strategy;
 

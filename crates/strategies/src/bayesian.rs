@@ -442,11 +442,12 @@ impl ChosenJoint {
 
     /// H[y_x | y_S] for a candidate given as its `[classes, draws]` probabilities:
     /// Σ_s π_s H[q_s] with q_s(c) = Σ_t P(ω_t | s) p_t(c); exact or a sampled estimate.
-    /// Runs the kernel built for AVX2 + FMA where the CPU has them (chosen at run time).
+    /// Runs the kernel built for AVX2 + FMA where the CPU has them (chosen at run time, by the one
+    /// choice of `quarry_core::simd`, so `QUARRY_SIMD=scalar` reaches it too).
     fn conditional_entropy(&self, candidate: &[f32]) -> f64 {
         #[cfg(target_arch = "x86_64")]
-        if *HAS_AVX2_FMA {
-            // SAFETY: the CPU supports AVX2 and FMA (checked at run time just above).
+        if quarry_core::simd::simd_level() >= quarry_core::simd::SimdLevel::Avx2Fma {
+            // SAFETY: the CPU supports AVX2 and FMA (every level from Avx2Fma up has both).
             return unsafe { self.conditional_entropy_avx2(candidate) };
         }
         self.conditional_entropy_kernel(candidate)
@@ -492,10 +493,6 @@ impl ChosenJoint {
         total
     }
 }
-
-#[cfg(target_arch = "x86_64")]
-static HAS_AVX2_FMA: std::sync::LazyLock<bool> =
-    std::sync::LazyLock::new(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
 
 /// ln x for a positive normal `x`, branch-free so that loops over it vectorize: x = m·2^e with
 /// m ∈ [√½, √2), and ln(1 + f) for f = m − 1 by Cephes' `logf` polynomial (relative error about
