@@ -40,8 +40,10 @@ fn main() -> Result<(), String> {
     let resolution = arg(1, 96)?;
     let n_images = arg(2, 10_000)?;
     let n_train = arg(3, 1_000)?;
-    let fmnist = PathBuf::from(std::env::var_os("FMNIST").unwrap_or_else(|| "/work/shared/data/fashion-mnist".into()));
-    let weights = PathBuf::from(std::env::var_os("QUARRY_EFFNET_WEIGHTS").unwrap_or_else(|| "/work/shared/models/efficientnet-lite0.safetensors".into()));
+    // ../shared beside the checkout (the crate is crates/models), unless the environment says otherwise.
+    let shared = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"));
+    let fmnist = std::env::var_os("FMNIST").map_or_else(|| shared.join("data/fashion-mnist"), PathBuf::from);
+    let weights = std::env::var_os("QUARRY_EFFNET_WEIGHTS").map_or_else(|| shared.join("models/efficientnet-lite0.safetensors"), PathBuf::from);
     let work = PathBuf::from(std::env::var_os("CACHE_DIR").unwrap_or_else(|| std::env::temp_dir().into_os_string())).join(format!("quarry-cache-fmnist-{}", std::process::id()));
 
     let images = quarry_data::read_idx_images(&fmnist.join("t10k-images-idx3-ubyte.gz")).context("images")?;
