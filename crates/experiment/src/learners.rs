@@ -4,7 +4,7 @@
 use crate::config::{ColdStart, CommitteeSpec, ExperimentConfig};
 use crate::initial::{initial_set, initial_set_kmeanspp};
 use crate::config::ModelKind;
-use crate::plan::Plan;
+use crate::plan::{Plan, check_dim};
 use crate::{ExperimentError, Result};
 use quarry_core::{Dataset, Learner, SampleId, SessionSettings, Strategy};
 use quarry_models::nn::OptimizerKind;
@@ -44,13 +44,6 @@ pub(crate) fn base_learner(model: ModelKind, config: &ExperimentConfig, dim: usi
     }
 }
 
-/// LeNet-5 reads 28×28 images.
-pub(crate) fn check_dim(model: ModelKind, dim: usize) -> Result<()> {
-    if model == ModelKind::Lenet5 && dim != 784 {
-        return Err(ExperimentError::setting("model", format!("lenet5 reads 28x28 images (784 features); this data has {dim}")));
-    }
-    Ok(())
-}
 
 /// The fine-tuning settings of `--train-blocks` (with `--epochs`, `--minibatch`, `--lr` for the
 /// backbone, `--dropout` before the head).

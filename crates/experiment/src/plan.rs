@@ -6,7 +6,7 @@
 
 use crate::config::{ExperimentConfig, ModelKind, TestSpec};
 use crate::{ExperimentError, Result};
-use quarry_core::{ScoreKind, StoppingRule, Strategy};
+use quarry_core::{Dataset, ScoreKind, StoppingRule, Strategy};
 use quarry_strategies::UnknownStrategy;
 use quarry_strategies::stream::{POLICIES, policy_name};
 
@@ -35,6 +35,30 @@ pub struct Plan<'c> {
     pub arms: Vec<Arm>,
     /// The `--stop` rules (each run adds the budget and "the rest cannot be labeled").
     pub rules: Vec<Box<dyn StoppingRule>>,
+}
+
+/// LeNet-5 reads 28×28 images.
+pub(crate) fn check_dim(model: ModelKind, dim: usize) -> Result<()> {
+    if model == ModelKind::Lenet5 && dim != 784 {
+        return Err(ExperimentError::setting("model", format!("lenet5 reads 28x28 images (784 features); this data has {dim}")));
+    }
+    Ok(())
+}
+
+impl Plan<'_> {
+    /// The checks that need the data: the initial set and a batch fit in the pool, and the model
+    /// reads rows of this width. Run on the first seed's pool before the run directory is opened.
+    pub fn check_pool(&self, pool: &Dataset) -> Result<()> {
+        let config = self.config;
+        check_dim(self.model, pool.dim())?;
+        if config.initial > pool.len() {
+            return Err(ExperimentError::setting("initial", format!("{} labels asked for, the pool has {} samples", config.initial, pool.len())));
+        }
+        if config.batch > pool.len() {
+            return Err(ExperimentError::setting("batch", format!("a batch of {} is larger than the pool of {} samples", config.batch, pool.len())));
+        }
+        Ok(())
+    }
 }
 
 impl ExperimentConfig {

@@ -6,7 +6,7 @@ use crate::config::{ExperimentConfig, TestSpec, check_fingerprint};
 use crate::data::{LoadedData, Prepared, load_data, prepare};
 use crate::evaluate::{EvalSchedule, Evaluator};
 use crate::images::AugmentedPatches;
-use crate::learners::{base_learner, check_dim, initial_labels, learner_for, patch_seed, session_settings};
+use crate::learners::{base_learner, initial_labels, learner_for, patch_seed, session_settings};
 use crate::metrics;
 use crate::outcome::{RunResult, SimulationOutcome, StreamStats, queried};
 use crate::patch_scores::PatchScores;
@@ -41,17 +41,7 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
         }
     };
     if let Some((_, p)) = prepared.iter().next() {
-        check_dim(plan.model, p.pool.dim())?;
-        if config.initial > p.pool.len() {
-            return Err(ExperimentError::setting("initial",
-                format!("{} labels asked for, the pool has {} samples", config.initial, p.pool.len()),
-            ));
-        }
-        if config.batch > p.pool.len() {
-            return Err(ExperimentError::setting("batch",
-                format!("a batch of {} is larger than the pool of {} samples", config.batch, p.pool.len()),
-            ));
-        }
+        plan.check_pool(&p.pool)?;
     }
     // Opened only once the settings are known to work, so a refused run leaves no directory behind.
     // A data file changed in place since the directory was made is refused by name (its saved
