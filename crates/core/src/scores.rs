@@ -1,4 +1,5 @@
 use crate::{Error, Matrix, Result};
+use std::collections::BTreeMap;
 
 /// Class probabilities, row-major `[n, classes]`; every row sums to 1.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,172 +143,237 @@ impl McSamples {
     }
 }
 
-/// Which scores a strategy needs, so the loop asks the learner only for those.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Needs {
-    /// Class probabilities of the candidates, `[n, classes]`.
-    pub probabilities: bool,
-    /// MC-dropout samples of the candidates, `[draws, n, classes]`.
-    pub mc_samples: bool,
-    /// Each committee member's probabilities of the candidates.
-    pub committee: bool,
-    /// The candidates' embeddings (the model's last-layer input), `[n, dim]`.
-    pub embeddings: bool,
-    /// Embeddings of the labeled samples (distances to what is already covered).
-    pub labeled_embeddings: bool,
-    /// Class probabilities of the labeled samples (e.g. their Fisher information).
-    pub labeled_probabilities: bool,
-    /// Embeddings of every unlabeled pool sample (density over the pool).
-    pub pool_embeddings: bool,
-    /// Last-layer gradient embeddings of the candidates (BADGE), `[n, dim·classes]`.
-    pub gradient_embeddings: bool,
-    /// A way to refit the model with one hypothetical label (expected error / variance reduction).
-    pub what_if: bool,
-    /// Predictions of augmented patches of each candidate, `[patches, n, classes]` (AIFT).
-    pub patches: bool,
-    /// The candidates' raw input features (task-agnostic strategies such as VAAL), `[n, d]`.
-    pub features: bool,
-    /// Raw input features of the labeled samples, rows aligned with `QueryContext::labeled`.
-    pub labeled_features: bool,
+/// Whose rows a kind of score has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowsOf {
+    /// One row per candidate, aligned with `QueryContext::candidates` (a subset of the candidates
+    /// keeps its rows).
+    Candidates,
+    /// One row per labeled sample, aligned with `QueryContext::labeled`.
+    Labeled,
+    /// One row per unlabeled pool sample (not only the candidates).
+    Unlabeled,
 }
 
-impl Needs {
-    pub const NOTHING: Needs = Needs {
-        probabilities: false,
-        mc_samples: false,
-        committee: false,
-        embeddings: false,
-        labeled_embeddings: false,
-        labeled_probabilities: false,
-        pool_embeddings: false,
-        gradient_embeddings: false,
-        what_if: false,
-        patches: false,
-        features: false,
-        labeled_features: false,
-    };
-    pub const PROBABILITIES: Needs = Needs { probabilities: true, ..Needs::NOTHING };
-
-    pub fn union(self, o: Needs) -> Needs {
-        Needs {
-            probabilities: self.probabilities || o.probabilities,
-            mc_samples: self.mc_samples || o.mc_samples,
-            committee: self.committee || o.committee,
-            embeddings: self.embeddings || o.embeddings,
-            labeled_embeddings: self.labeled_embeddings || o.labeled_embeddings,
-            labeled_probabilities: self.labeled_probabilities || o.labeled_probabilities,
-            pool_embeddings: self.pool_embeddings || o.pool_embeddings,
-            gradient_embeddings: self.gradient_embeddings || o.gradient_embeddings,
-            what_if: self.what_if || o.what_if,
-            patches: self.patches || o.patches,
-            features: self.features || o.features,
-            labeled_features: self.labeled_features || o.labeled_features,
+/// Declares every [`ScoreKind`] once: its name in `quarry strategies`, the form of its value (a
+/// [`Score`] variant), whose rows it has, and what a strategy that finds none is told it needed.
+macro_rules! score_kinds {
+    ($($(#[$doc:meta])* $kind:ident { name: $name:literal, value: $value:ident, rows: $rows:ident, missing: $what:literal },)*) => {
+        /// One kind of score a strategy can ask for. A [`crate::ScoreProvider`] makes some kinds;
+        /// the session asks the providers it was given for each kind the strategy [`Needs`], by
+        /// kind, and never special-cases a strategy. (`Needs::what_if` is not a score: the
+        /// session builds the refit from its learner.)
+        ///
+        /// A new kind is one entry of `score_kinds!` in `scores.rs` (and, for a new form of
+        /// value, one [`Score`] variant and its [`ScoreValue`]); strategies read it with
+        /// [`Scores::value`] and ask for it with [`Needs::of`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ScoreKind {
+            $($(#[$doc])* $kind,)*
         }
-    }
 
-    /// Names of the needed scores, for `quarry strategies`.
-    pub fn describe(&self) -> String {
-        let names = [
-            (self.probabilities, "probabilities"),
-            (self.mc_samples, "mc-samples"),
-            (self.committee, "committee"),
-            (self.embeddings, "embeddings"),
-            (self.labeled_embeddings, "labeled-embeddings"),
-            (self.labeled_probabilities, "labeled-probabilities"),
-            (self.pool_embeddings, "pool-embeddings"),
-            (self.gradient_embeddings, "gradient-embeddings"),
-            (self.what_if, "refit"),
-            (self.patches, "patch-probabilities"),
-            (self.features, "features"),
-            (self.labeled_features, "labeled-features"),
-        ];
-        let v: Vec<&str> = names.iter().filter(|(b, _)| *b).map(|(_, n)| *n).collect();
-        if v.is_empty() { "nothing".into() } else { v.join("+") }
-    }
+        impl ScoreKind {
+            /// Every kind, in the fixed order of [`Needs::kinds`].
+            pub const ALL: &'static [ScoreKind] = &[$(ScoreKind::$kind),*];
+
+            /// The name `quarry strategies` shows.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(ScoreKind::$kind => $name,)*
+                }
+            }
+
+            /// Whose rows these scores have.
+            pub const fn rows_of(self) -> RowsOf {
+                match self {
+                    $(ScoreKind::$kind => RowsOf::$rows,)*
+                }
+            }
+
+            /// Whether `score` has the form this kind's values take.
+            pub fn holds(self, score: &Score) -> bool {
+                match self {
+                    $(ScoreKind::$kind => matches!(score, Score::$value(_)),)*
+                }
+            }
+
+            /// What a strategy that finds none of these is told it needed.
+            fn missing(self) -> &'static str {
+                match self {
+                    $(ScoreKind::$kind => $what,)*
+                }
+            }
+        }
+    };
 }
 
-/// One kind of score a strategy can ask for. A [`crate::ScoreProvider`] makes some kinds; the
-/// session asks the providers it was given for each kind the strategy [`Needs`], by kind, and
-/// never special-cases a strategy. (`Needs::what_if` is not a score: the session builds the
-/// refit from its learner.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ScoreKind {
-    Probabilities,
-    McSamples,
-    Committee,
-    Embeddings,
-    LabeledEmbeddings,
-    LabeledProbabilities,
-    PoolEmbeddings,
-    GradientEmbeddings,
-    Patches,
-    Features,
-    LabeledFeatures,
+score_kinds! {
+    /// Class probabilities of the candidates, `[n, classes]`.
+    Probabilities { name: "probabilities", value: Probabilities, rows: Candidates, missing: "class probabilities" },
+    /// MC-dropout samples of the candidates, `[draws, n, classes]`.
+    McSamples { name: "mc-samples", value: Samples, rows: Candidates, missing: "MC-dropout samples (a model with dropout)" },
+    /// Each committee member's probabilities of the candidates, one entry per member.
+    Committee { name: "committee", value: Members, rows: Candidates, missing: "committee probabilities" },
+    /// The candidates' embeddings (the model's last-layer input), `[n, dim]`.
+    Embeddings { name: "embeddings", value: Rows, rows: Candidates, missing: "candidate embeddings" },
+    /// Embeddings of the labeled samples (distances to what is already covered).
+    LabeledEmbeddings { name: "labeled-embeddings", value: Rows, rows: Labeled, missing: "labeled-set embeddings" },
+    /// Class probabilities of the labeled samples (e.g. their Fisher information).
+    LabeledProbabilities { name: "labeled-probabilities", value: Probabilities, rows: Labeled, missing: "labeled-set probabilities" },
+    /// Embeddings of every unlabeled pool sample (density over the pool).
+    PoolEmbeddings { name: "pool-embeddings", value: Rows, rows: Unlabeled, missing: "pool embeddings" },
+    /// Last-layer gradient embeddings of the candidates (BADGE), `[n, dim·classes]`.
+    GradientEmbeddings { name: "gradient-embeddings", value: Rows, rows: Candidates, missing: "gradient embeddings" },
+    /// Predictions of `m` augmented patches of each candidate, `[patches, n, classes]`: draw `t`
+    /// is patch `t` (AIFT).
+    Patches { name: "patch-probabilities", value: Samples, rows: Candidates, missing: "predictions of augmented patches (an image model)" },
+    /// The candidates' raw input features (task-agnostic strategies such as VAAL), `[n, d]`.
+    Features { name: "features", value: Rows, rows: Candidates, missing: "candidate input features" },
+    /// Raw input features of the labeled samples.
+    LabeledFeatures { name: "labeled-features", value: Rows, rows: Labeled, missing: "labeled-set input features" },
 }
 
 impl ScoreKind {
-    /// The name `quarry strategies` shows.
-    pub fn name(self) -> &'static str {
-        match self {
-            ScoreKind::Probabilities => "probabilities",
-            ScoreKind::McSamples => "mc-samples",
-            ScoreKind::Committee => "committee",
-            ScoreKind::Embeddings => "embeddings",
-            ScoreKind::LabeledEmbeddings => "labeled-embeddings",
-            ScoreKind::LabeledProbabilities => "labeled-probabilities",
-            ScoreKind::PoolEmbeddings => "pool-embeddings",
-            ScoreKind::GradientEmbeddings => "gradient-embeddings",
-            ScoreKind::Patches => "patch-probabilities",
-            ScoreKind::Features => "features",
-            ScoreKind::LabeledFeatures => "labeled-features",
-        }
+    const fn bit(self) -> u32 {
+        1 << self as u32
     }
+}
+
+const _: () = assert!(ScoreKind::ALL.len() <= 32, "Needs keeps its kinds in a u32");
+
+/// Which scores a strategy needs, so the loop asks the learner only for those: a set of
+/// [`ScoreKind`]s, and whether it refits with hypothetical labels ([`Needs::what_if`]).
+///
+/// ```
+/// use quarry_core::{Needs, ScoreKind};
+/// const NEEDS: Needs = Needs::of(&[ScoreKind::Probabilities, ScoreKind::Embeddings]);
+/// assert!(NEEDS.has(ScoreKind::Embeddings) && !NEEDS.what_if());
+/// assert_eq!(NEEDS.with_what_if().describe(), "probabilities+embeddings+refit");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Needs {
+    kinds: u32,
+    what_if: bool,
 }
 
 impl Needs {
-    /// The score kinds these needs ask for, in a fixed order.
-    pub fn kinds(&self) -> Vec<ScoreKind> {
-        [
-            (self.probabilities, ScoreKind::Probabilities),
-            (self.mc_samples, ScoreKind::McSamples),
-            (self.committee, ScoreKind::Committee),
-            (self.embeddings, ScoreKind::Embeddings),
-            (self.labeled_embeddings, ScoreKind::LabeledEmbeddings),
-            (self.labeled_probabilities, ScoreKind::LabeledProbabilities),
-            (self.pool_embeddings, ScoreKind::PoolEmbeddings),
-            (self.gradient_embeddings, ScoreKind::GradientEmbeddings),
-            (self.patches, ScoreKind::Patches),
-            (self.features, ScoreKind::Features),
-            (self.labeled_features, ScoreKind::LabeledFeatures),
-        ]
-        .into_iter()
-        .filter_map(|(on, k)| on.then_some(k))
-        .collect()
+    pub const NOTHING: Needs = Needs { kinds: 0, what_if: false };
+    pub const PROBABILITIES: Needs = Needs::of(&[ScoreKind::Probabilities]);
+
+    /// These kinds of scores (and no refit).
+    pub const fn of(kinds: &[ScoreKind]) -> Needs {
+        let mut needs = Needs::NOTHING;
+        let mut i = 0;
+        while i < kinds.len() {
+            needs = needs.and(kinds[i]);
+            i += 1;
+        }
+        needs
+    }
+
+    /// These needs and scores of `kind`.
+    pub const fn and(self, kind: ScoreKind) -> Needs {
+        Needs { kinds: self.kinds | kind.bit(), what_if: self.what_if }
+    }
+
+    /// These needs and a way to refit the model with one hypothetical label (expected error /
+    /// variance reduction).
+    pub const fn with_what_if(self) -> Needs {
+        Needs { kinds: self.kinds, what_if: true }
+    }
+
+    /// Whether scores of `kind` are needed.
+    pub const fn has(self, kind: ScoreKind) -> bool {
+        self.kinds & kind.bit() != 0
+    }
+
+    /// Whether a refit with a hypothetical label is needed.
+    pub const fn what_if(self) -> bool {
+        self.what_if
+    }
+
+    /// The score kinds these needs ask for, in a fixed order (that of [`ScoreKind::ALL`]).
+    pub fn kinds(self) -> impl Iterator<Item = ScoreKind> {
+        ScoreKind::ALL.iter().copied().filter(move |&k| self.has(k))
+    }
+
+    pub const fn union(self, o: Needs) -> Needs {
+        Needs { kinds: self.kinds | o.kinds, what_if: self.what_if || o.what_if }
+    }
+
+    /// Names of the needed scores, for `quarry strategies`: the kinds in order, "refit" before
+    /// patch-probabilities (where it has always been listed); "nothing" when empty.
+    pub fn describe(&self) -> String {
+        const REFIT_BEFORE: ScoreKind = ScoreKind::Patches;
+        let mut names = Vec::new();
+        let mut refit = self.what_if;
+        for kind in self.kinds() {
+            if refit && kind >= REFIT_BEFORE {
+                names.push("refit");
+                refit = false;
+            }
+            names.push(kind.name());
+        }
+        if refit {
+            names.push("refit");
+        }
+        if names.is_empty() { "nothing".into() } else { names.join("+") }
     }
 }
 
-/// What a learner said about a set of candidates, row `i` for candidate `i`; only the fields the
-/// strategy [`Needs`] are filled.
-#[derive(Debug, Clone, Default)]
-pub struct Scores {
-    pub probabilities: Option<Probabilities>,
-    pub mc_samples: Option<McSamples>,
+/// One score's value; which form a kind takes is declared with the kind ([`ScoreKind::holds`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Score {
+    /// `[n, classes]`.
+    Probabilities(Probabilities),
+    /// `[draws, n, classes]`.
+    Samples(McSamples),
     /// One entry per committee member.
-    pub committee: Option<Vec<Probabilities>>,
-    pub embeddings: Option<Matrix>,
-    /// Rows align with `QueryContext::labeled`.
-    pub labeled_embeddings: Option<Matrix>,
-    /// Rows align with `QueryContext::labeled`.
-    pub labeled_probabilities: Option<Probabilities>,
-    /// Every unlabeled pool sample (not only the candidates).
-    pub pool_embeddings: Option<Matrix>,
-    pub gradient_embeddings: Option<Matrix>,
-    /// Predictions of `m` augmented patches of each candidate: draw `t` is patch `t`.
-    pub patches: Option<McSamples>,
-    /// The candidates' raw input features.
-    pub features: Option<Matrix>,
-    /// Raw input features of the labeled samples; rows align with `QueryContext::labeled`.
-    pub labeled_features: Option<Matrix>,
+    Members(Vec<Probabilities>),
+    /// `[n, dim]`.
+    Rows(Matrix),
+}
+
+/// A type a [`Score`] holds, for the typed [`Scores::value`] and [`Scores::set`].
+pub trait ScoreValue: Into<Score> {
+    fn from_score(score: &Score) -> Option<&Self>;
+}
+
+macro_rules! score_values {
+    ($($variant:ident($ty:ty),)*) => {$(
+        impl From<$ty> for Score {
+            fn from(v: $ty) -> Score {
+                Score::$variant(v)
+            }
+        }
+        impl ScoreValue for $ty {
+            fn from_score(score: &Score) -> Option<&Self> {
+                if let Score::$variant(v) = score { Some(v) } else { None }
+            }
+        }
+    )*};
+}
+
+score_values! {
+    Probabilities(Probabilities),
+    Samples(McSamples),
+    Members(Vec<Probabilities>),
+    Rows(Matrix),
+}
+
+/// What a learner said about a set of candidates, row `i` for candidate `i` (or as the kind's
+/// [`RowsOf`] says); only the kinds the strategy [`Needs`] are filled.
+///
+/// ```
+/// use quarry_core::{Probabilities, ScoreKind, Scores};
+/// let p = Probabilities::from_rows(&[&[0.25, 0.75]]).unwrap();
+/// let scores = Scores::default().with(ScoreKind::Probabilities, p.clone());
+/// assert_eq!(scores.probabilities("margin").unwrap(), &p);
+/// assert!(scores.embeddings("coreset").unwrap_err().to_string().contains("coreset needs candidate embeddings"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scores {
+    scores: BTreeMap<ScoreKind, Score>,
 }
 
 fn missing(strategy: &str, what: &str) -> Error {
@@ -315,38 +381,143 @@ fn missing(strategy: &str, what: &str) -> Error {
 }
 
 impl Scores {
+    /// Sets the scores of `kind`, replacing any.
+    ///
+    /// # Panics
+    /// If `value` is not the form `kind` takes ([`ScoreKind::holds`]): a provider's bug.
+    pub fn set(&mut self, kind: ScoreKind, value: impl Into<Score>) {
+        let value = value.into();
+        assert!(kind.holds(&value), "{} scores cannot be {value:?}", kind.name());
+        self.scores.insert(kind, value);
+    }
+
+    /// These scores and `value` as the scores of `kind` (see [`Scores::set`]).
+    pub fn with(mut self, kind: ScoreKind, value: impl Into<Score>) -> Self {
+        self.set(kind, value);
+        self
+    }
+
+    /// These scores without those of `kind`.
+    pub fn without(mut self, kind: ScoreKind) -> Self {
+        self.scores.remove(&kind);
+        self
+    }
+
+    pub fn remove(&mut self, kind: ScoreKind) -> Option<Score> {
+        self.scores.remove(&kind)
+    }
+
+    pub fn get(&self, kind: ScoreKind) -> Option<&Score> {
+        self.scores.get(&kind)
+    }
+
+    pub fn contains(&self, kind: ScoreKind) -> bool {
+        self.scores.contains_key(&kind)
+    }
+
+    /// The scores present, in [`ScoreKind`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (ScoreKind, &Score)> {
+        self.scores.iter().map(|(&k, v)| (k, v))
+    }
+
+    /// The scores of `kind` as a `T`, or an error naming the strategy that needed them.
+    pub fn value<T: ScoreValue>(&self, kind: ScoreKind, strategy: &str) -> Result<&T> {
+        let score = self.get(kind).ok_or_else(|| missing(strategy, kind.missing()))?;
+        T::from_score(score).ok_or_else(|| {
+            Error::Other(format!("strategy {strategy} reads {} scores as {}, they are not", kind.name(), std::any::type_name::<T>()))
+        })
+    }
+
     /// The probabilities, or an error naming the strategy that needed them.
     pub fn probabilities(&self, strategy: &str) -> Result<&Probabilities> {
-        self.probabilities.as_ref().ok_or_else(|| missing(strategy, "class probabilities"))
+        self.value(ScoreKind::Probabilities, strategy)
     }
     pub fn mc_samples(&self, strategy: &str) -> Result<&McSamples> {
-        self.mc_samples.as_ref().ok_or_else(|| missing(strategy, "MC-dropout samples (a model with dropout)"))
+        self.value(ScoreKind::McSamples, strategy)
     }
     pub fn committee(&self, strategy: &str) -> Result<&[Probabilities]> {
-        self.committee.as_deref().ok_or_else(|| missing(strategy, "committee probabilities"))
+        self.value::<Vec<Probabilities>>(ScoreKind::Committee, strategy).map(Vec::as_slice)
     }
     pub fn embeddings(&self, strategy: &str) -> Result<&Matrix> {
-        self.embeddings.as_ref().ok_or_else(|| missing(strategy, "candidate embeddings"))
+        self.value(ScoreKind::Embeddings, strategy)
     }
     pub fn labeled_embeddings(&self, strategy: &str) -> Result<&Matrix> {
-        self.labeled_embeddings.as_ref().ok_or_else(|| missing(strategy, "labeled-set embeddings"))
+        self.value(ScoreKind::LabeledEmbeddings, strategy)
     }
     pub fn labeled_probabilities(&self, strategy: &str) -> Result<&Probabilities> {
-        self.labeled_probabilities.as_ref().ok_or_else(|| missing(strategy, "labeled-set probabilities"))
+        self.value(ScoreKind::LabeledProbabilities, strategy)
     }
     pub fn pool_embeddings(&self, strategy: &str) -> Result<&Matrix> {
-        self.pool_embeddings.as_ref().ok_or_else(|| missing(strategy, "pool embeddings"))
+        self.value(ScoreKind::PoolEmbeddings, strategy)
     }
     pub fn patches(&self, strategy: &str) -> Result<&McSamples> {
-        self.patches.as_ref().ok_or_else(|| missing(strategy, "predictions of augmented patches (an image model)"))
+        self.value(ScoreKind::Patches, strategy)
     }
     pub fn features(&self, strategy: &str) -> Result<&Matrix> {
-        self.features.as_ref().ok_or_else(|| missing(strategy, "candidate input features"))
+        self.value(ScoreKind::Features, strategy)
     }
     pub fn labeled_features(&self, strategy: &str) -> Result<&Matrix> {
-        self.labeled_features.as_ref().ok_or_else(|| missing(strategy, "labeled-set input features"))
+        self.value(ScoreKind::LabeledFeatures, strategy)
     }
     pub fn gradient_embeddings(&self, strategy: &str) -> Result<&Matrix> {
-        self.gradient_embeddings.as_ref().ok_or_else(|| missing(strategy, "gradient embeddings"))
+        self.value(ScoreKind::GradientEmbeddings, strategy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names and their order `quarry strategies` has always shown, "refit" included.
+    #[test]
+    fn describe_keeps_the_order_of_the_names() {
+        let all = ScoreKind::ALL.iter().fold(Needs::NOTHING, |n, &k| n.and(k));
+        assert_eq!(
+            all.with_what_if().describe(),
+            "probabilities+mc-samples+committee+embeddings+labeled-embeddings+labeled-probabilities+pool-embeddings\
+             +gradient-embeddings+refit+patch-probabilities+features+labeled-features"
+        );
+        assert_eq!(Needs::NOTHING.describe(), "nothing");
+        assert_eq!(Needs::NOTHING.with_what_if().describe(), "refit");
+        assert_eq!(Needs::PROBABILITIES.with_what_if().describe(), "probabilities+refit");
+        assert_eq!(Needs::of(&[ScoreKind::Features]).with_what_if().describe(), "refit+features");
+        assert_eq!(Needs::of(&[ScoreKind::Embeddings, ScoreKind::Probabilities]).describe(), "probabilities+embeddings");
+    }
+
+    #[test]
+    fn needs_are_a_set_of_kinds() {
+        const N: Needs = Needs::of(&[ScoreKind::PoolEmbeddings, ScoreKind::Probabilities]);
+        assert!(N.has(ScoreKind::Probabilities) && N.has(ScoreKind::PoolEmbeddings) && !N.has(ScoreKind::Embeddings));
+        assert_eq!(N.kinds().collect::<Vec<_>>(), [ScoreKind::Probabilities, ScoreKind::PoolEmbeddings]);
+        let u = N.union(Needs::of(&[ScoreKind::Committee]).with_what_if());
+        assert_eq!(u.kinds().collect::<Vec<_>>(), [ScoreKind::Probabilities, ScoreKind::Committee, ScoreKind::PoolEmbeddings]);
+        assert!(u.what_if() && !N.what_if());
+        assert_eq!(Needs::default(), Needs::NOTHING);
+        assert_eq!(Needs::NOTHING.kinds().count(), 0);
+        let names: std::collections::HashSet<_> = ScoreKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), ScoreKind::ALL.len(), "every kind has its own name");
+    }
+
+    #[test]
+    fn scores_are_typed_by_kind() {
+        let p = Probabilities::from_rows(&[&[0.5, 0.5]]).unwrap();
+        let m = Matrix::zeros(1, 3);
+        let s = Scores::default().with(ScoreKind::Probabilities, p.clone()).with(ScoreKind::PoolEmbeddings, m.clone());
+        assert_eq!(s.probabilities("x").unwrap(), &p);
+        assert_eq!(s.pool_embeddings("x").unwrap(), &m);
+        assert_eq!(s.value::<Matrix>(ScoreKind::PoolEmbeddings, "x").unwrap(), &m);
+        assert_eq!(s.iter().map(|(k, _)| k).collect::<Vec<_>>(), [ScoreKind::Probabilities, ScoreKind::PoolEmbeddings]);
+        assert_eq!(s.embeddings("coreset").unwrap_err().to_string(), "strategy coreset needs candidate embeddings, none were computed");
+        assert!(s.value::<Matrix>(ScoreKind::Probabilities, "x").is_err());
+        let s = s.without(ScoreKind::Probabilities);
+        assert!(!s.contains(ScoreKind::Probabilities) && s.contains(ScoreKind::PoolEmbeddings));
+        let c = Scores::default().with(ScoreKind::Committee, vec![p.clone(), p.clone()]);
+        assert_eq!(c.committee("qbc").unwrap().len(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "embeddings scores cannot be")]
+    fn a_value_of_the_wrong_form_is_refused() {
+        Scores::default().set(ScoreKind::Embeddings, Probabilities::from_rows(&[&[1.0]]).unwrap());
     }
 }

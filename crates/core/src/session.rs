@@ -28,6 +28,7 @@ use crate::{
     Scores, StopNeeds, StopReason, StopView, StoppingRule, Strategy, WhatIf, seeded_rng,
 };
 use crate::{Query, SampleState as S};
+use crate::scores::{RowsOf, Score};
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -136,22 +137,24 @@ pub struct LearnerScores;
 impl ScoreProvider for LearnerScores {
     fn provide(&self, kind: ScoreKind, r: &ScoreRequest<'_>, out: &mut Scores) -> Result<bool> {
         let rows = |ids: &[SampleId]| r.pool.select_rows(&ids.iter().map(|id| id.index()).collect::<Vec<_>>());
-        match kind {
-            ScoreKind::Probabilities => out.probabilities = Some(r.learner.predict_proba(r.candidate_rows)?),
+        let score: Score = match kind {
+            ScoreKind::Probabilities => r.learner.predict_proba(r.candidate_rows)?.into(),
             ScoreKind::McSamples => {
                 let seed = r.settings.seed ^ ((streams::MC_DROPOUT << 32) | r.round as u64);
-                out.mc_samples = Some(r.learner.mc_samples(r.candidate_rows, r.settings.mc_draws, seed)?);
+                r.learner.mc_samples(r.candidate_rows, r.settings.mc_draws, seed)?.into()
             }
-            ScoreKind::Committee => out.committee = Some(r.learner.committee(r.candidate_rows)?),
-            ScoreKind::Embeddings => out.embeddings = Some(r.learner.embed(r.candidate_rows)?),
-            ScoreKind::LabeledEmbeddings => out.labeled_embeddings = Some(r.learner.embed(&rows(r.labeled))?),
-            ScoreKind::LabeledProbabilities => out.labeled_probabilities = Some(r.learner.predict_proba(&rows(r.labeled))?),
-            ScoreKind::PoolEmbeddings => out.pool_embeddings = Some(r.learner.embed(&rows(r.unlabeled))?),
-            ScoreKind::GradientEmbeddings => out.gradient_embeddings = Some(r.learner.gradient_embedding(r.candidate_rows)?),
-            ScoreKind::Features => out.features = Some(r.candidate_rows.clone()),
-            ScoreKind::LabeledFeatures => out.labeled_features = Some(rows(r.labeled)),
-            ScoreKind::Patches => return Ok(false),
-        }
+            ScoreKind::Committee => r.learner.committee(r.candidate_rows)?.into(),
+            ScoreKind::Embeddings => r.learner.embed(r.candidate_rows)?.into(),
+            ScoreKind::LabeledEmbeddings => r.learner.embed(&rows(r.labeled))?.into(),
+            ScoreKind::LabeledProbabilities => r.learner.predict_proba(&rows(r.labeled))?.into(),
+            ScoreKind::PoolEmbeddings => r.learner.embed(&rows(r.unlabeled))?.into(),
+            ScoreKind::GradientEmbeddings => r.learner.gradient_embedding(r.candidate_rows)?.into(),
+            ScoreKind::Features => r.candidate_rows.clone().into(),
+            ScoreKind::LabeledFeatures => rows(r.labeled).into(),
+            // Patches, and any kind only another provider makes.
+            _ => return Ok(false),
+        };
+        out.set(kind, score);
         Ok(true)
     }
 }
@@ -334,7 +337,8 @@ impl<'a> Session<'a> {
         let needs = if warm { Needs::NOTHING } else { self.strategy.needs() };
         let cand_x = self.rows(&candidates);
         let labeled = self.state.pool.labeled();
-        let unlabeled = if needs.pool_embeddings { self.state.pool.unlabeled() } else { Vec::new() };
+        let over_unlabeled = needs.kinds().any(|k| k.rows_of() == RowsOf::Unlabeled);
+        let unlabeled = if over_unlabeled { self.state.pool.unlabeled() } else { Vec::new() };
         let req = ScoreRequest {
             learner: self.learner.as_ref(),
             pool: &self.features,
@@ -363,7 +367,7 @@ impl<'a> Session<'a> {
             }
         }
         let labeled_labels = self.state.pool.labels();
-        let what_if = needs.what_if.then(|| Refit {
+        let what_if = needs.what_if().then(|| Refit {
             learner: self.learner.as_ref(),
             labeled_x: self.rows(labeled),
             labeled_y: labeled_labels.clone(),
@@ -597,7 +601,7 @@ mod tests {
             "wants-patches"
         }
         fn needs(&self) -> Needs {
-            Needs { patches: true, ..Needs::NOTHING }
+            Needs::of(&[ScoreKind::Patches])
         }
         fn select(&self, _: &QueryContext<'_>, _: usize, _: &mut QuarryRng) -> Result<Query> {
             unreachable!("the session refuses before selecting")
@@ -721,7 +725,7 @@ mod tests {
                     return Ok(false);
                 }
                 let n = r.candidates.len();
-                out.probabilities = Some(Probabilities::new(vec![0.5; 2 * n], n, 2)?);
+                out.set(ScoreKind::Probabilities, Probabilities::new(vec![0.5; 2 * n], n, 2)?);
                 Ok(true)
             }
         }

@@ -65,7 +65,7 @@ pub(crate) fn learner_for(plan: &Plan, pool: &Dataset, strategy: &dyn Strategy, 
     let config = plan.config;
     let (dim, classes) = (pool.dim(), pool.n_classes());
     let base = base_learner(plan.model, config, dim, classes, seed)?;
-    if !strategy.needs().committee {
+    if !strategy.needs().has(quarry_core::ScoreKind::Committee) {
         return Ok(base);
     }
     Ok(Box::new(match config.committee {

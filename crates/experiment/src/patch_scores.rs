@@ -27,7 +27,7 @@ impl ScoreProvider for PatchScores {
         if kind != ScoreKind::Patches {
             return Ok(false);
         }
-        out.patches = Some(self.patches.probabilities(req.learner, &rows(req.candidates), self.seed).map_err(other)?);
+        out.set(ScoreKind::Patches, self.patches.probabilities(req.learner, &rows(req.candidates), self.seed).map_err(other)?);
         Ok(true)
     }
 }

@@ -308,7 +308,7 @@ pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
         answers.iter().map(|(&i, a)| (SampleId::from(i), a.as_deref().map_or(Answer::CannotLabel, |l| Answer::Label(class_of[l])))).collect();
     taught.sort_by_key(|(id, _)| *id);
     let head = LogisticRegressionLearner::new(LogisticRegressionParams::new().c(spec.c));
-    let learner: Box<dyn quarry_core::Learner> = if strategy.needs().committee {
+    let learner: Box<dyn quarry_core::Learner> = if strategy.needs().has(quarry_core::ScoreKind::Committee) {
         Box::new(Committee::bagging(Box::new(head), spec.options.committee_size, spec.seed)?)
     } else {
         Box::new(head)

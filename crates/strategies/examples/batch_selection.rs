@@ -13,7 +13,7 @@
 //! busy machine does not inflate) and the process's peak resident memory (VmHWM from
 //! /proc/self/status) after it; the inputs alone take about 245 MB.
 
-use quarry_core::{Matrix, Probabilities, QueryContext, SampleId, Scores, seeded_rng};
+use quarry_core::{Matrix, Probabilities, QueryContext, SampleId, ScoreKind, Scores, seeded_rng};
 use rand::Rng;
 use std::time::Instant;
 
@@ -73,13 +73,11 @@ fn main() {
             row[c * FEATURES..(c + 1) * FEATURES].iter_mut().zip(x).for_each(|(o, &v)| *o = g * v);
         }
     }
-    let scores = Scores {
-        probabilities: Some(probabilities),
-        embeddings: Some(embeddings),
-        labeled_embeddings: Some(labeled),
-        gradient_embeddings: Some(gradients),
-        ..Default::default()
-    };
+    let scores = Scores::default()
+        .with(ScoreKind::Probabilities, probabilities)
+        .with(ScoreKind::Embeddings, embeddings)
+        .with(ScoreKind::LabeledEmbeddings, labeled)
+        .with(ScoreKind::GradientEmbeddings, gradients);
     let candidates: Vec<SampleId> = (0..n).map(SampleId::from).collect();
     let labeled_ids: Vec<SampleId> = (n..n + LABELED).map(SampleId::from).collect();
     let ctx = QueryContext { candidates: &candidates, scores: &scores, labeled: &labeled_ids, labeled_labels: &[], what_if: None };

@@ -10,7 +10,7 @@
 //! disagreeing draws. Prints wall-clock and CPU seconds (summed over threads) and a checksum of the
 //! picks, so two builds can be checked to choose the same batch.
 
-use quarry_core::{McSamples, QueryContext, SampleId, Scores, seeded_rng};
+use quarry_core::{McSamples, QueryContext, SampleId, ScoreKind, Scores, seeded_rng};
 use rand::Rng;
 use std::time::Instant;
 
@@ -38,7 +38,7 @@ fn main() {
     }
     let mc = McSamples::new(data, draws, n, classes).expect("valid draws");
     let ids: Vec<SampleId> = (0..n).map(SampleId::from).collect();
-    let scores = Scores { mc_samples: Some(mc), ..Default::default() };
+    let scores = Scores::default().with(ScoreKind::McSamples, mc);
     let ctx = QueryContext::new(&ids, &scores);
     let strategy = quarry_strategies::by_name("batchbald").expect("registered");
     let (t, cpu) = (Instant::now(), cpu_seconds());

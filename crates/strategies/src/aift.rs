@@ -15,7 +15,7 @@
 
 use crate::select::top_k;
 use crate::uncertainty::entropy_score;
-use quarry_core::{Error, McSamples, Needs, Pick, QuarryRng, Query, QueryContext, Result, Strategy};
+use quarry_core::{Error, McSamples, Needs, Pick, QuarryRng, Query, QueryContext, Result, ScoreKind, Strategy};
 use rand::Rng;
 
 /// AIFT's parameters, checked by [`Aift::new`].
@@ -87,7 +87,7 @@ impl Strategy for Aift {
         self.name
     }
     fn needs(&self) -> Needs {
-        Needs { patches: true, ..Needs::NOTHING }
+        Needs::of(&[ScoreKind::Patches])
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let patches = ctx.scores.patches(self.name)?;
@@ -199,7 +199,7 @@ mod tests {
             &[&[0.97, 0.03], &[0.5, 0.5]],
         ]);
         let cands = [SampleId(7), SampleId(9)];
-        let scores = Scores { patches: Some(s), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Patches, s);
         let ctx = QueryContext::new(&cands, &scores);
         let aift = Aift::new("aift", 1.0, 1.0, 1.0, None).unwrap();
         assert_eq!(aift.select(&ctx, 1, &mut seeded_rng(0, 0)).unwrap().ids(), vec![SampleId(9)]);

@@ -12,7 +12,7 @@
 
 use crate::select::scored_strategy;
 use crate::uncertainty::entropy_score;
-use quarry_core::{Error, McSamples, Needs, Pick, QuarryRng, Query, QueryContext, Result, Strategy};
+use quarry_core::{Error, McSamples, Needs, Pick, QuarryRng, Query, QueryContext, Result, ScoreKind, Strategy};
 use rand::Rng;
 use rayon::prelude::*;
 
@@ -109,7 +109,7 @@ scored_strategy!(
     /// near-duplicates; see [`BatchBald`].
     Bald,
     "bald",
-    Needs { mc_samples: true, ..Needs::NOTHING },
+    Needs::of(&[ScoreKind::McSamples]),
     |ctx, name| bald_scores(checked_samples(ctx, name)?)
 );
 scored_strategy!(
@@ -117,7 +117,7 @@ scored_strategy!(
     /// on the predicted class first. Reads only the draws' hard votes.
     VariationRatios,
     "variation-ratios",
-    Needs { mc_samples: true, ..Needs::NOTHING },
+    Needs::of(&[ScoreKind::McSamples]),
     |ctx, name| variation_ratio_scores(checked_samples(ctx, name)?)
 );
 scored_strategy!(
@@ -125,7 +125,7 @@ scored_strategy!(
     /// candidates whose class probabilities vary most across draws first.
     MeanStd,
     "mean-std",
-    Needs { mc_samples: true, ..Needs::NOTHING },
+    Needs::of(&[ScoreKind::McSamples]),
     |ctx, name| mean_std_scores(checked_samples(ctx, name)?)
 );
 scored_strategy!(
@@ -133,7 +133,7 @@ scored_strategy!(
     /// with the highest total predictive uncertainty first, aleatoric or epistemic alike.
     MaxEntropy,
     "max-entropy",
-    Needs { mc_samples: true, ..Needs::NOTHING },
+    Needs::of(&[ScoreKind::McSamples]),
     |ctx, name| max_entropy_scores(checked_samples(ctx, name)?)
 );
 
@@ -265,7 +265,7 @@ impl Strategy for BatchBald {
         "batchbald"
     }
     fn needs(&self) -> Needs {
-        Needs { mc_samples: true, ..Needs::NOTHING }
+        Needs::of(&[ScoreKind::McSamples])
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let mc = checked_samples(ctx, "batchbald")?;
@@ -584,7 +584,7 @@ mod tests {
 
     fn run(s: &dyn Strategy, samples: &McSamples, k: usize, seed: u64) -> Query {
         let cands: Vec<SampleId> = (0..samples.len()).map(SampleId::from).collect();
-        let scores = Scores { mc_samples: Some(samples.clone()), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::McSamples, samples.clone());
         s.select(&QueryContext::new(&cands, &scores), k, &mut seeded_rng(seed, 0)).unwrap()
     }
 
@@ -681,7 +681,7 @@ mod tests {
     fn fewer_than_two_draws_or_missing_samples_is_an_error_naming_the_strategy() {
         let one = mc(&[vec![vec![0.5, 0.5], vec![0.9, 0.1]]]);
         let cands = [SampleId(0), SampleId(1)];
-        let scores = Scores { mc_samples: Some(one), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::McSamples, one);
         let none = Scores::default();
         let strategies: [&dyn Strategy; 5] = [&Bald, &VariationRatios, &MeanStd, &MaxEntropy, &BatchBald::default()];
         for s in strategies {
@@ -689,11 +689,11 @@ mod tests {
             assert!(err.contains(s.name()) && err.contains("needs at least 2 MC samples"), "{err}");
             let err = s.select(&QueryContext::new(&cands, &none), 1, &mut seeded_rng(0, 0)).unwrap_err().to_string();
             assert!(err.contains(s.name()), "{err}");
-            assert!(s.needs().mc_samples && !s.needs().probabilities);
+            assert!(s.needs().has(ScoreKind::McSamples) && !s.needs().has(ScoreKind::Probabilities));
             assert_eq!(crate::by_name(s.name()).unwrap().name(), s.name());
         }
         let three = mc(&[vec![vec![1.0, 0.0]; 3], vec![vec![0.0, 1.0]; 3]]);
-        let scores = Scores { mc_samples: Some(three), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::McSamples, three);
         let err = Bald.select(&QueryContext::new(&cands, &scores), 1, &mut seeded_rng(0, 0)).unwrap_err().to_string();
         assert!(err.contains("bald") && err.contains("3 rows"), "{err}");
     }

@@ -9,7 +9,7 @@
 
 use crate::select::scored_strategy;
 use crate::uncertainty::entropy_score;
-use quarry_core::{Error, Needs, Probabilities, QueryContext, Result};
+use quarry_core::{Error, Needs, Probabilities, QueryContext, Result, ScoreKind};
 
 /// The committee a strategy reads, checked: at least 2 members, each `[candidates, classes]` with
 /// the same number of classes.
@@ -146,7 +146,7 @@ scored_strategy!(
     /// it ignores how confident each vote is.
     VoteEntropy,
     "qbc-vote-entropy",
-    Needs { committee: true, ..Needs::NOTHING },
+    Needs::of(&[ScoreKind::Committee]),
     |ctx, name| score_votes(checked_committee(ctx, name)?, vote_entropy_score)
 );
 scored_strategy!(
@@ -155,7 +155,7 @@ scored_strategy!(
     /// also picks candidates where every member is unsure although they agree.
     ConsensusEntropy,
     "qbc-consensus-entropy",
-    Needs { committee: true, ..Needs::NOTHING },
+    Needs::of(&[ScoreKind::Committee]),
     |ctx, name| score_rows(checked_committee(ctx, name)?, consensus_entropy_score)
 );
 scored_strategy!(
@@ -163,7 +163,7 @@ scored_strategy!(
     /// largest mean KL(p_m ‖ p̄) first — the members disagree, rather than all being unsure.
     KlDisagreement,
     "qbc-kl",
-    Needs { committee: true, ..Needs::NOTHING },
+    Needs::of(&[ScoreKind::Committee]),
     |ctx, name| score_rows(checked_committee(ctx, name)?, kl_disagreement_score)
 );
 scored_strategy!(
@@ -173,7 +173,7 @@ scored_strategy!(
     /// the score is 1 − margin.
     QueryByBagging,
     "query-by-bagging",
-    Needs { committee: true, ..Needs::NOTHING },
+    Needs::of(&[ScoreKind::Committee]),
     |ctx, name| score_votes(checked_committee(ctx, name)?, vote_margin_score)
 );
 
@@ -232,7 +232,7 @@ mod tests {
     fn run(s: &dyn Strategy, members: Vec<Probabilities>, k: usize) -> Vec<u32> {
         let n = members[0].len();
         let cands: Vec<SampleId> = (0..n).map(SampleId::from).collect();
-        let scores = Scores { committee: Some(members), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Committee, members);
         let ctx = QueryContext::new(&cands, &scores);
         s.select(&ctx, k, &mut seeded_rng(0, 0)).unwrap().ids().iter().map(|i| i.0).collect()
     }
@@ -286,7 +286,7 @@ mod tests {
     fn a_committee_of_one_is_an_error_naming_the_strategy() {
         let one = committee(&[vec![vec![0.5, 0.5]]]);
         let cands = [SampleId(0)];
-        let scores = Scores { committee: Some(one), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Committee, one);
         let ctx = QueryContext::new(&cands, &scores);
         for s in strategies() {
             let err = s.select(&ctx, 1, &mut seeded_rng(0, 0)).unwrap_err().to_string();
@@ -302,7 +302,7 @@ mod tests {
         assert!(err.to_string().contains("qbc-vote-entropy"), "{err}");
         // Members scored one candidate, the query has two.
         let short =
-            Scores { committee: Some(committee(&[vec![vec![1.0, 0.0]], vec![vec![0.0, 1.0]]])), ..Default::default() };
+            Scores::default().with(ScoreKind::Committee, committee(&[vec![vec![1.0, 0.0]], vec![vec![0.0, 1.0]]]));
         let err = KlDisagreement.select(&QueryContext::new(&cands, &short), 1, &mut seeded_rng(0, 0)).unwrap_err();
         assert!(err.to_string().contains("qbc-kl") && err.to_string().contains("member 0"), "{err}");
     }
@@ -318,7 +318,7 @@ mod tests {
         ] {
             let s = crate::by_name(name).unwrap();
             assert_eq!(s.name(), want);
-            assert!(s.needs().committee && !s.needs().probabilities);
+            assert!(s.needs().has(ScoreKind::Committee) && !s.needs().has(ScoreKind::Probabilities));
         }
     }
 

@@ -9,7 +9,7 @@
 use crate::diversity::{Stale, check_dim, check_rows, distance, rank_rows, tie_keys};
 use crate::select::top_k;
 use crate::uncertainty::entropy_score;
-use quarry_core::{Error, Matrix, Needs, Pick, QuarryRng, Query, QueryContext, Result, Scores, Strategy};
+use quarry_core::{Error, Matrix, Needs, Pick, QuarryRng, Query, QueryContext, Result, ScoreKind, Scores, Strategy};
 use rayon::prelude::*;
 use std::collections::BinaryHeap;
 
@@ -85,7 +85,7 @@ impl Strategy for InformationDensity {
         "density-entropy"
     }
     fn needs(&self) -> Needs {
-        Needs { probabilities: true, embeddings: true, pool_embeddings: true, ..Needs::NOTHING }
+        Needs::of(&[ScoreKind::Probabilities, ScoreKind::Embeddings, ScoreKind::PoolEmbeddings])
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let probs = ctx.scores.probabilities(self.name())?;
@@ -164,7 +164,7 @@ impl Strategy for SuggestiveAnnotation {
         "suggestive-annotation"
     }
     fn needs(&self) -> Needs {
-        Needs { probabilities: true, embeddings: true, pool_embeddings: true, ..Needs::NOTHING }
+        Needs::of(&[ScoreKind::Probabilities, ScoreKind::Embeddings, ScoreKind::PoolEmbeddings])
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let probs = ctx.scores.probabilities(self.name())?;
@@ -257,7 +257,10 @@ mod tests {
 
 
     fn scores(probs: &[&[f32]], emb: Matrix, pool: Matrix) -> Scores {
-        Scores { probabilities: Some(Probabilities::from_rows(probs).unwrap()), embeddings: Some(emb), pool_embeddings: Some(pool), ..Default::default() }
+        Scores::default()
+            .with(ScoreKind::Probabilities, Probabilities::from_rows(probs).unwrap())
+            .with(ScoreKind::Embeddings, emb)
+            .with(ScoreKind::PoolEmbeddings, pool)
     }
 
     fn rows_of(q: &Query) -> Vec<usize> {
@@ -274,7 +277,7 @@ mod tests {
     #[test]
     fn density_entropy_hand_computed() {
         let s = scores(&[&[0.6, 0.4], &[0.7, 0.3], &[0.5, 0.5]], line(&[0.0, 1.0, 3.0]), line(&[0.0, 1.0, 3.0]));
-        let d = mean_similarity(s.embeddings.as_ref().unwrap(), s.pool_embeddings.as_ref().unwrap());
+        let d = mean_similarity(s.embeddings("test").unwrap(), s.pool_embeddings("test").unwrap());
         for (got, want) in d.iter().zip([1.75 / 3.0, (0.5 + 1.0 + 1.0 / 3.0) / 3.0, (0.25 + 1.0 / 3.0 + 1.0) / 3.0]) {
             assert!((got - want).abs() < 1e-6, "{d:?}");
         }

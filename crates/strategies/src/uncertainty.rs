@@ -113,7 +113,7 @@ pub(crate) fn entries() -> Vec<crate::Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quarry_core::{QueryContext, Strategy};
+    use quarry_core::{QueryContext, ScoreKind, Strategy};
     use crate::test_support::prob_rows;
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
     use quarry_core::{Probabilities, SampleId, Scores, seeded_rng};
@@ -121,7 +121,7 @@ mod tests {
     fn run(s: &dyn Strategy, rows: &[&[f32]], k: usize) -> Vec<u32> {
         let probs = Probabilities::from_rows(rows).unwrap();
         let cands: Vec<SampleId> = (0..rows.len()).map(SampleId::from).collect();
-        let scores = Scores { probabilities: Some(probs), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Probabilities, probs);
         let ctx = QueryContext::new(&cands, &scores);
         s.select(&ctx, k, &mut seeded_rng(0, 0)).unwrap().ids().iter().map(|i| i.0).collect()
     }

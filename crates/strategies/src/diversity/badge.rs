@@ -2,7 +2,7 @@
 
 use super::sum_tree::SumTree;
 use super::{check_rows, distance, tie_keys};
-use quarry_core::{Matrix, Needs, Pick, QuarryRng, Query, QueryContext, Result, Strategy};
+use quarry_core::{Matrix, Needs, Pick, QuarryRng, Query, QueryContext, Result, ScoreKind, Strategy};
 use rand::Rng;
 
 /// BADGE, batch active learning by diverse gradient embeddings (Ash et al., "Deep Batch Active
@@ -29,7 +29,7 @@ impl Strategy for Badge {
         "badge"
     }
     fn needs(&self) -> Needs {
-        Needs { gradient_embeddings: true, ..Needs::NOTHING }
+        Needs::of(&[ScoreKind::GradientEmbeddings])
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let grads = ctx.scores.gradient_embeddings(self.name())?;
@@ -116,7 +116,7 @@ mod tests {
 
     fn badge(grads: Matrix, k: usize, seed: u64) -> Vec<usize> {
         let cands = ids(grads.rows());
-        let scores = Scores { gradient_embeddings: Some(grads), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::GradientEmbeddings, grads);
         rows_of(&Badge.select(&QueryContext::new(&cands, &scores), k, &mut seeded_rng(seed, 0)).unwrap())
     }
 
@@ -128,7 +128,7 @@ mod tests {
             assert!(picks[0] < 2 && picks[1] == 2 && picks[2] == 1 - picks[0], "{picks:?}");
         }
         let cands = ids(3);
-        let scores = Scores { gradient_embeddings: Some(matrix(&[&[3.0, 4.0], &[0.0, 0.0], &[0.0, 1.0]])), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::GradientEmbeddings, matrix(&[&[3.0, 4.0], &[0.0, 0.0], &[0.0, 1.0]]));
         let q = Badge.select(&QueryContext::new(&cands, &scores), 2, &mut seeded_rng(0, 0)).unwrap();
         assert_eq!(q.picks[0].score, 25.0);
         assert!(q.picks[1].score == 25.0 || q.picks[1].score == 18.0);
@@ -155,7 +155,7 @@ mod tests {
     #[test]
     fn badge_bad_inputs_are_errors_naming_it() {
         let cands = ids(3);
-        let scores = Scores { gradient_embeddings: Some(Matrix::zeros(2, 4)), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::GradientEmbeddings, Matrix::zeros(2, 4));
         let e = Badge.select(&QueryContext::new(&cands, &scores), 1, &mut seeded_rng(0, 0)).unwrap_err();
         assert!(e.to_string().contains("badge"), "{e}");
         let e = Badge.select(&QueryContext::new(&cands, &Scores::default()), 1, &mut seeded_rng(0, 0)).unwrap_err();

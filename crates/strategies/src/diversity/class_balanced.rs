@@ -54,11 +54,11 @@ mod tests {
     use super::super::testing::{distinct, rows_of};
     use crate::test_support::{ids, prob_rows};
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
-    use quarry_core::{Probabilities, Scores, seeded_rng};
+    use quarry_core::{Probabilities, ScoreKind, Scores, seeded_rng};
 
     fn balanced(rows: &[&[f32]], k: usize) -> Vec<usize> {
         let cands = ids(rows.len());
-        let scores = Scores { probabilities: Some(Probabilities::from_rows(rows).unwrap()), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Probabilities, Probabilities::from_rows(rows).unwrap());
         rows_of(&ClassBalancedMargin.select(&QueryContext::new(&cands, &scores), k, &mut seeded_rng(0, 0)).unwrap())
     }
 
@@ -74,7 +74,7 @@ mod tests {
         let same: &[&[f32]] = &[&[0.5, 0.5, 0.0], &[0.55, 0.45, 0.0], &[0.6, 0.4, 0.0], &[0.9, 0.1, 0.0]];
         assert_eq!(balanced(same, 3), vec![0, 1, 2]);
         let cands = ids(2);
-        let scores = Scores { probabilities: Some(Probabilities::from_rows(&[&[0.5, 0.5]]).unwrap()), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Probabilities, Probabilities::from_rows(&[&[0.5, 0.5]]).unwrap());
         let e = ClassBalancedMargin.select(&QueryContext::new(&cands, &scores), 1, &mut seeded_rng(0, 0)).unwrap_err();
         assert!(e.to_string().contains("class-balanced"), "{e}");
     }

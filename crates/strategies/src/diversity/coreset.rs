@@ -1,7 +1,7 @@
 //! Core-set selection: greedy k-center on the embeddings (Sener & Savarese 2018).
 
 use super::{Stale, check_dim, check_rows, distance, tie_keys};
-use quarry_core::{Error, Matrix, Needs, Pick, QuarryRng, Query, QueryContext, Result, Strategy};
+use quarry_core::{Error, Matrix, Needs, Pick, QuarryRng, Query, QueryContext, Result, ScoreKind, Strategy};
 use rand::Rng;
 use std::collections::BinaryHeap;
 
@@ -32,7 +32,7 @@ impl Strategy for KCenterGreedy {
         "coreset"
     }
     fn needs(&self) -> Needs {
-        Needs { embeddings: true, labeled_embeddings: true, ..Needs::NOTHING }
+        Needs::of(&[ScoreKind::Embeddings, ScoreKind::LabeledEmbeddings])
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let name = self.name();
@@ -99,11 +99,9 @@ mod tests {
     /// The doc example: labeled {0}, candidates {1, 2, 5, 9, 10}, k = 3 → 10, 5, 2.
     #[test]
     fn coreset_hand_computed_on_a_line() {
-        let scores = Scores {
-            embeddings: Some(line(&[1.0, 2.0, 5.0, 9.0, 10.0])),
-            labeled_embeddings: Some(line(&[0.0])),
-            ..Default::default()
-        };
+        let scores = Scores::default()
+            .with(ScoreKind::Embeddings, line(&[1.0, 2.0, 5.0, 9.0, 10.0]))
+            .with(ScoreKind::LabeledEmbeddings, line(&[0.0]));
         let (cands, labeled) = (ids(5), [SampleId(99)]);
         let q = KCenterGreedy.select(&coreset_ctx(&cands, &labeled, &scores), 3, &mut seeded_rng(0, 0)).unwrap();
         assert_eq!(rows_of(&q), vec![4, 2, 1]);
@@ -116,7 +114,9 @@ mod tests {
 
     #[test]
     fn coreset_without_labels_starts_from_a_seeded_random_candidate() {
-        let scores = Scores { embeddings: Some(line(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])), labeled_embeddings: Some(Matrix::zeros(0, 1)), ..Default::default() };
+        let scores = Scores::default()
+            .with(ScoreKind::Embeddings, line(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]))
+            .with(ScoreKind::LabeledEmbeddings, Matrix::zeros(0, 1));
         let cands = ids(8);
         let run = |seed| KCenterGreedy.select(&coreset_ctx(&cands, &[], &scores), 2, &mut seeded_rng(seed, 0)).unwrap();
         let firsts: std::collections::HashSet<usize> = (0..30).map(|s| rows_of(&run(s))[0]).collect();
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn coreset_bad_inputs_are_errors_naming_it() {
-        let scores = Scores { embeddings: Some(line(&[1.0, 2.0])), labeled_embeddings: Some(line(&[0.0])), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Embeddings, line(&[1.0, 2.0])).with(ScoreKind::LabeledEmbeddings, line(&[0.0]));
         let labeled = [SampleId(9)];
         let three = ids(3);
         let e = KCenterGreedy.select(&coreset_ctx(&three, &labeled, &scores), 1, &mut seeded_rng(0, 0)).unwrap_err();
@@ -139,7 +139,7 @@ mod tests {
         let two = ids(2);
         let e = KCenterGreedy.select(&coreset_ctx(&two, &[], &scores), 1, &mut seeded_rng(0, 0)).unwrap_err();
         assert!(e.to_string().contains("coreset") && e.to_string().contains("labeled"), "{e}");
-        let wide = Scores { labeled_embeddings: Some(matrix(&[&[0.0, 1.0]])), ..scores.clone() };
+        let wide = scores.clone().with(ScoreKind::LabeledEmbeddings, matrix(&[&[0.0, 1.0]]));
         let e = KCenterGreedy.select(&coreset_ctx(&two, &labeled, &wide), 1, &mut seeded_rng(0, 0)).unwrap_err();
         assert!(e.to_string().contains("coreset") && e.to_string().contains("columns"), "{e}");
         let e = KCenterGreedy.select(&QueryContext::new(&two, &Scores::default()), 1, &mut seeded_rng(0, 0)).unwrap_err();
@@ -155,7 +155,7 @@ mod tests {
         ) {
             let emb = Matrix::new(cand, 15, 3).unwrap();
             let labeled = Matrix::new(lab[..n_lab * 3].to_vec(), n_lab, 3).unwrap();
-            let scores = Scores { embeddings: Some(emb.clone()), labeled_embeddings: Some(labeled.clone()), ..Default::default() };
+            let scores = Scores::default().with(ScoreKind::Embeddings, emb.clone()).with(ScoreKind::LabeledEmbeddings, labeled.clone());
             let (cands, lab_ids) = (ids(15), ids(n_lab));
             let q = KCenterGreedy.select(&coreset_ctx(&cands, &lab_ids, &scores), k, &mut seeded_rng(seed, 0)).unwrap();
             let picks = rows_of(&q);

@@ -4,7 +4,7 @@
 use super::sum_tree::SumTree;
 use super::{check_rows, distance, kmeans_pp_seeding, positive, rank_rows};
 use crate::uncertainty::margin_score;
-use quarry_core::{Error, Matrix, Needs, Pick, QuarryRng, Query, QueryContext, Result, Strategy};
+use quarry_core::{Error, Matrix, Needs, Pick, QuarryRng, Query, QueryContext, Result, ScoreKind, Strategy};
 use rand::Rng;
 use rayon::prelude::*;
 
@@ -46,7 +46,7 @@ impl Strategy for DiverseMiniBatch {
         "diverse-mini-batch"
     }
     fn needs(&self) -> Needs {
-        Needs { probabilities: true, embeddings: true, ..Needs::NOTHING }
+        Needs::of(&[ScoreKind::Probabilities, ScoreKind::Embeddings])
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let name = self.name();
@@ -194,7 +194,7 @@ mod tests {
         let sure: &[f32] = &[0.9, 0.1];
         let unsure: &[f32] = &[0.5, 0.5];
         let probs = Probabilities::from_rows(&[sure, unsure, sure, sure, sure, unsure]).unwrap();
-        let scores = Scores { probabilities: Some(probs), embeddings: Some(emb), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Probabilities, probs).with(ScoreKind::Embeddings, emb);
         let cands = ids(6);
         for seed in 0..20 {
             let q = DiverseMiniBatch::new(10).unwrap().select(&QueryContext::new(&cands, &scores), 2, &mut seeded_rng(seed, 0)).unwrap();
@@ -263,7 +263,7 @@ mod tests {
     fn diverse_mini_batch_bad_inputs_are_errors_naming_it() {
         let cands = ids(3);
         let probs = Probabilities::from_rows(&[&[0.5, 0.5], &[0.5, 0.5], &[0.5, 0.5]]).unwrap();
-        let scores = Scores { probabilities: Some(probs), embeddings: Some(Matrix::zeros(2, 2)), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Probabilities, probs).with(ScoreKind::Embeddings, Matrix::zeros(2, 2));
         let e = DiverseMiniBatch::new(10).unwrap().select(&QueryContext::new(&cands, &scores), 1, &mut seeded_rng(0, 0)).unwrap_err();
         assert!(e.to_string().contains("diverse-mini-batch"), "{e}");
         assert!(DiverseMiniBatch::new(0).is_err());
@@ -278,11 +278,9 @@ mod tests {
             rows in prob_rows(30, 3), e in points(30, 2), k in 1usize..8, prefilter in 1usize..4, seed in 0u64..50,
         ) {
             let refs: Vec<&[f32]> = rows.iter().map(|r| r.as_slice()).collect();
-            let scores = Scores {
-                probabilities: Some(Probabilities::from_rows(&refs).unwrap()),
-                embeddings: Some(Matrix::new(e, 30, 2).unwrap()),
-                ..Default::default()
-            };
+            let scores = Scores::default()
+                .with(ScoreKind::Probabilities, Probabilities::from_rows(&refs).unwrap())
+                .with(ScoreKind::Embeddings, Matrix::new(e, 30, 2).unwrap());
             let cands = ids(30);
             let s = DiverseMiniBatch::new(prefilter).unwrap();
             let q = s.select(&QueryContext::new(&cands, &scores), k, &mut seeded_rng(seed, 0)).unwrap();

@@ -2,7 +2,8 @@
 //! to a subset of the candidates.
 
 use super::check_rows;
-use quarry_core::{Error, McSamples, Needs, Probabilities, QuarryRng, Query, QueryContext, Result, SampleId, Scores, Strategy, WhatIf};
+use quarry_core::scores::{RowsOf, Score};
+use quarry_core::{Error, McSamples, Needs, Probabilities, QuarryRng, Query, QueryContext, Result, SampleId, ScoreKind, Scores, Strategy, WhatIf};
 use std::collections::HashMap;
 
 /// Two strategies chained (modAL's composable strategies; Zhdanov 2019's pre-filter): `first`
@@ -36,19 +37,27 @@ impl Strategy for TwoStep {
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let n = ctx.candidates.len();
         let s = ctx.scores;
+        let rows_of = |kind| match s.get(kind) {
+            Some(Score::Probabilities(p)) => Some(p.len()),
+            Some(Score::Samples(m)) => Some(m.len()),
+            Some(Score::Rows(m)) => Some(m.rows()),
+            _ => None,
+        };
         let per_candidate = [
-            ("probabilities", s.probabilities.as_ref().map(|p| p.len())),
-            ("MC samples", s.mc_samples.as_ref().map(|m| m.len())),
-            ("embeddings", s.embeddings.as_ref().map(|m| m.rows())),
-            ("gradient embeddings", s.gradient_embeddings.as_ref().map(|m| m.rows())),
+            ("probabilities", rows_of(ScoreKind::Probabilities)),
+            ("MC samples", rows_of(ScoreKind::McSamples)),
+            ("embeddings", rows_of(ScoreKind::Embeddings)),
+            ("gradient embeddings", rows_of(ScoreKind::GradientEmbeddings)),
         ];
         for (what, rows) in per_candidate {
             if let Some(rows) = rows {
                 check_rows(&self.name, what, rows, n)?;
             }
         }
-        for (member, p) in s.committee.iter().flatten().enumerate() {
-            check_rows(&self.name, &format!("committee member {member}'s probabilities"), p.len(), n)?;
+        if let Some(Score::Members(members)) = s.get(ScoreKind::Committee) {
+            for (member, p) in members.iter().enumerate() {
+                check_rows(&self.name, &format!("committee member {member}'s probabilities"), p.len(), n)?;
+            }
         }
         let kept = self.first.select(ctx, self.factor.saturating_mul(k), rng)?;
         let row_of: HashMap<SampleId, usize> = ctx.candidates.iter().enumerate().map(|(i, &id)| (id, i)).collect();
@@ -71,58 +80,40 @@ impl Strategy for TwoStep {
     }
 }
 
-/// [`Scores`] of the candidates at `rows` (in that order): every per-candidate field
-/// (probabilities, MC samples, committee, embeddings, gradient embeddings, patches) keeps those rows; the
-/// labeled-set fields and the pool embeddings are copied as they are.
+/// [`Scores`] of the candidates at `rows` (in that order): every kind with a row per candidate
+/// ([`RowsOf::Candidates`]: probabilities, MC samples, committee, embeddings, gradient embeddings,
+/// patches, features) keeps those rows; the labeled-set kinds and the pool embeddings are copied
+/// as they are.
 ///
 /// # Panics
-/// If a row is out of range of a per-candidate field that is present.
+/// If a row is out of range of a per-candidate kind that is present.
 pub fn restrict(scores: &Scores, rows: &[usize]) -> Scores {
-    let everything = Needs {
-        probabilities: true,
-        mc_samples: true,
-        committee: true,
-        embeddings: true,
-        labeled_embeddings: true,
-        labeled_probabilities: true,
-        pool_embeddings: true,
-        gradient_embeddings: true,
-        what_if: true,
-        patches: true,
-        features: true,
-        labeled_features: true,
-    };
-    restrict_needed(scores, rows, everything)
+    restrict_needed(scores, rows, Needs::of(ScoreKind::ALL))
 }
 
-/// [`restrict`], copying only the fields in `needs` (the pool embeddings can be large).
+/// [`restrict`], copying only the kinds in `needs` (the pool embeddings can be large).
 fn restrict_needed(scores: &Scores, rows: &[usize], needs: Needs) -> Scores {
-    fn keep<T: Clone>(wanted: bool, field: &Option<T>) -> Option<T> {
-        field.as_ref().filter(|_| wanted).cloned()
+    let mut out = Scores::default();
+    for (kind, score) in scores.iter().filter(|&(kind, _)| needs.has(kind)) {
+        let kept = if kind.rows_of() == RowsOf::Candidates { select_rows(score, rows) } else { score.clone() };
+        out.set(kind, kept);
     }
-    let mc = |m: &McSamples| {
-        let mut data = Vec::with_capacity(m.draws() * rows.len() * m.n_classes());
-        for t in 0..m.draws() {
-            rows.iter().for_each(|&i| data.extend_from_slice(m.row(t, i)));
+    out
+}
+
+/// The rows `rows` (in that order) of a per-candidate score.
+fn select_rows(score: &Score, rows: &[usize]) -> Score {
+    match score {
+        Score::Probabilities(p) => select_probability_rows(p, rows).into(),
+        Score::Samples(m) => {
+            let mut data = Vec::with_capacity(m.draws() * rows.len() * m.n_classes());
+            for t in 0..m.draws() {
+                rows.iter().for_each(|&i| data.extend_from_slice(m.row(t, i)));
+            }
+            McSamples::new(data, m.draws(), rows.len(), m.n_classes()).expect("rows of valid MC samples are valid").into()
         }
-        McSamples::new(data, m.draws(), rows.len(), m.n_classes()).expect("rows of valid MC samples are valid")
-    };
-    Scores {
-        probabilities: scores.probabilities.as_ref().filter(|_| needs.probabilities).map(|p| select_probability_rows(p, rows)),
-        mc_samples: scores.mc_samples.as_ref().filter(|_| needs.mc_samples).map(mc),
-        committee: scores
-            .committee
-            .as_ref()
-            .filter(|_| needs.committee)
-            .map(|members| members.iter().map(|p| select_probability_rows(p, rows)).collect()),
-        embeddings: scores.embeddings.as_ref().filter(|_| needs.embeddings).map(|m| m.select_rows(rows)),
-        labeled_embeddings: keep(needs.labeled_embeddings, &scores.labeled_embeddings),
-        labeled_probabilities: keep(needs.labeled_probabilities, &scores.labeled_probabilities),
-        pool_embeddings: keep(needs.pool_embeddings, &scores.pool_embeddings),
-        gradient_embeddings: scores.gradient_embeddings.as_ref().filter(|_| needs.gradient_embeddings).map(|m| m.select_rows(rows)),
-        patches: scores.patches.as_ref().filter(|_| needs.patches).map(mc),
-        features: scores.features.as_ref().filter(|_| needs.features).map(|m| m.select_rows(rows)),
-        labeled_features: keep(needs.labeled_features, &scores.labeled_features),
+        Score::Members(members) => members.iter().map(|p| select_probability_rows(p, rows)).collect::<Vec<_>>().into(),
+        Score::Rows(m) => m.select_rows(rows).into(),
     }
 }
 
@@ -157,12 +148,10 @@ mod tests {
     fn two_step_scores() -> Scores {
         // Margin scores 1 − (p₁ − p₂): 0.2, 1.0, 0.9, 0.95, 0.4, 0.85.
         let rows: [&[f32]; 6] = [&[0.9, 0.1], &[0.5, 0.5], &[0.55, 0.45], &[0.525, 0.475], &[0.8, 0.2], &[0.575, 0.425]];
-        Scores {
-            probabilities: Some(Probabilities::from_rows(&rows).unwrap()),
-            embeddings: Some(line(&[0.0, 1.0, 2.0, 3.0, 4.0, 9.0])),
-            labeled_embeddings: Some(line(&[0.0])),
-            ..Default::default()
-        }
+        Scores::default()
+            .with(ScoreKind::Probabilities, Probabilities::from_rows(&rows).unwrap())
+            .with(ScoreKind::Embeddings, line(&[0.0, 1.0, 2.0, 3.0, 4.0, 9.0]))
+            .with(ScoreKind::LabeledEmbeddings, line(&[0.0]))
     }
 
     /// Margin keeps the 4 most uncertain (rows 1, 3, 2, 5 at 1, 3, 2, 9); k-center from the labeled
@@ -171,7 +160,7 @@ mod tests {
     fn margin_then_coreset_hand_computed() {
         let s = by_name_entry("margin-then-coreset", 2);
         assert_eq!(s.name(), "margin-then-coreset");
-        assert_eq!(s.needs(), Needs { probabilities: true, embeddings: true, labeled_embeddings: true, ..Needs::NOTHING });
+        assert_eq!(s.needs(), Needs::of(&[ScoreKind::Probabilities, ScoreKind::Embeddings, ScoreKind::LabeledEmbeddings]));
         let scores = two_step_scores();
         let (cands, labeled) = (ids(6), [SampleId(40)]);
         let q = s.select(&coreset_ctx(&cands, &labeled, &scores), 2, &mut seeded_rng(0, 0)).unwrap();
@@ -186,7 +175,7 @@ mod tests {
     #[test]
     fn two_step_bad_inputs_are_errors_naming_it() {
         let mut scores = two_step_scores();
-        scores.embeddings = Some(line(&[0.0, 1.0]));
+        scores.set(ScoreKind::Embeddings, line(&[0.0, 1.0]));
         let (cands, labeled) = (ids(6), [SampleId(40)]);
         let e = by_name_entry("two-step", 2).select(&coreset_ctx(&cands, &labeled, &scores), 2, &mut seeded_rng(0, 0)).unwrap_err();
         assert!(e.to_string().contains("margin-then-coreset") && e.to_string().contains("embeddings"), "{e}");
@@ -195,36 +184,40 @@ mod tests {
     #[test]
     fn restrict_keeps_the_rows_of_every_per_candidate_field() {
         let p = |rows: &[&[f32]]| Probabilities::from_rows(rows).unwrap();
-        let scores = Scores {
-            probabilities: Some(p(&[&[1.0, 0.0], &[0.5, 0.5], &[0.0, 1.0]])),
-            mc_samples: Some(McSamples::from_draws(&[p(&[&[1.0, 0.0], &[0.5, 0.5], &[0.0, 1.0]]), p(&[&[0.9, 0.1], &[0.4, 0.6], &[0.2, 0.8]])]).unwrap()),
-            committee: Some(vec![p(&[&[1.0, 0.0], &[0.3, 0.7], &[0.0, 1.0]])]),
-            embeddings: Some(line(&[10.0, 11.0, 12.0])),
-            labeled_embeddings: Some(line(&[7.0])),
-            labeled_probabilities: Some(p(&[&[0.6, 0.4]])),
-            pool_embeddings: Some(line(&[10.0, 11.0, 12.0, 13.0])),
-            gradient_embeddings: Some(matrix(&[&[1.0, 2.0], &[3.0, 4.0], &[5.0, 6.0]])),
-            patches: Some(McSamples::from_draws(&[p(&[&[1.0, 0.0], &[0.5, 0.5], &[0.0, 1.0]])]).unwrap()),
-            features: Some(line(&[20.0, 21.0, 22.0])),
-            labeled_features: Some(line(&[8.0])),
-        };
+        let scores = Scores::default()
+            .with(ScoreKind::Probabilities, p(&[&[1.0, 0.0], &[0.5, 0.5], &[0.0, 1.0]]))
+            .with(
+                ScoreKind::McSamples,
+                McSamples::from_draws(&[p(&[&[1.0, 0.0], &[0.5, 0.5], &[0.0, 1.0]]), p(&[&[0.9, 0.1], &[0.4, 0.6], &[0.2, 0.8]])]).unwrap(),
+            )
+            .with(ScoreKind::Committee, vec![p(&[&[1.0, 0.0], &[0.3, 0.7], &[0.0, 1.0]])])
+            .with(ScoreKind::Embeddings, line(&[10.0, 11.0, 12.0]))
+            .with(ScoreKind::LabeledEmbeddings, line(&[7.0]))
+            .with(ScoreKind::LabeledProbabilities, p(&[&[0.6, 0.4]]))
+            .with(ScoreKind::PoolEmbeddings, line(&[10.0, 11.0, 12.0, 13.0]))
+            .with(ScoreKind::GradientEmbeddings, matrix(&[&[1.0, 2.0], &[3.0, 4.0], &[5.0, 6.0]]))
+            .with(ScoreKind::Patches, McSamples::from_draws(&[p(&[&[1.0, 0.0], &[0.5, 0.5], &[0.0, 1.0]])]).unwrap())
+            .with(ScoreKind::Features, line(&[20.0, 21.0, 22.0]))
+            .with(ScoreKind::LabeledFeatures, line(&[8.0]));
+        assert_eq!(scores.iter().count(), ScoreKind::ALL.len(), "every kind is restricted");
         let r = restrict(&scores, &[2, 0]);
-        assert_eq!(r.features.as_ref().unwrap().row(0), &[22.0]);
-        assert_eq!(r.labeled_features.as_ref().unwrap().row(0), &[8.0]);
-        assert_eq!(r.patches.as_ref().unwrap().row(0, 0), &[0.0, 1.0]);
-        assert_eq!(r.probabilities.unwrap().as_slice(), &[0.0, 1.0, 1.0, 0.0]);
-        let mc = r.mc_samples.unwrap();
+        let s = "test";
+        assert_eq!(r.features(s).unwrap().row(0), &[22.0]);
+        assert_eq!(r.labeled_features(s).unwrap().row(0), &[8.0]);
+        assert_eq!(r.patches(s).unwrap().row(0, 0), &[0.0, 1.0]);
+        assert_eq!(r.probabilities(s).unwrap().as_slice(), &[0.0, 1.0, 1.0, 0.0]);
+        let mc = r.mc_samples(s).unwrap();
         assert_eq!((mc.draws(), mc.len()), (2, 2));
         assert_eq!(mc.row(1, 0), &[0.2, 0.8]);
         assert_eq!(mc.row(1, 1), &[0.9, 0.1]);
-        assert_eq!(r.committee.unwrap()[0].as_slice(), &[0.0, 1.0, 1.0, 0.0]);
-        assert_eq!(r.embeddings.unwrap().as_slice(), &[12.0, 10.0]);
-        assert_eq!(r.gradient_embeddings.unwrap().as_slice(), &[5.0, 6.0, 1.0, 2.0]);
-        assert_eq!(r.labeled_embeddings, scores.labeled_embeddings);
-        assert_eq!(r.labeled_probabilities, scores.labeled_probabilities);
-        assert_eq!(r.pool_embeddings, scores.pool_embeddings);
+        assert_eq!(r.committee(s).unwrap()[0].as_slice(), &[0.0, 1.0, 1.0, 0.0]);
+        assert_eq!(r.embeddings(s).unwrap().as_slice(), &[12.0, 10.0]);
+        assert_eq!(r.gradient_embeddings(s).unwrap().as_slice(), &[5.0, 6.0, 1.0, 2.0]);
+        assert_eq!(r.labeled_embeddings(s).unwrap(), scores.labeled_embeddings(s).unwrap());
+        assert_eq!(r.labeled_probabilities(s).unwrap(), scores.labeled_probabilities(s).unwrap());
+        assert_eq!(r.pool_embeddings(s).unwrap(), scores.pool_embeddings(s).unwrap());
         let none = restrict(&Scores::default(), &[0]);
-        assert!(none.probabilities.is_none() && none.embeddings.is_none());
+        assert_eq!(none, Scores::default());
     }
 
     /// A what-if whose answer says which candidate and label it was asked about.
@@ -253,12 +246,10 @@ mod tests {
             rows in prob_rows(20, 3), e in points(20, 2), k in 1usize..6, factor in 1usize..4, seed in 0u64..50,
         ) {
             let refs: Vec<&[f32]> = rows.iter().map(|r| r.as_slice()).collect();
-            let scores = Scores {
-                probabilities: Some(Probabilities::from_rows(&refs).unwrap()),
-                embeddings: Some(Matrix::new(e, 20, 2).unwrap()),
-                labeled_embeddings: Some(Matrix::zeros(0, 2)),
-                ..Default::default()
-            };
+            let scores = Scores::default()
+                .with(ScoreKind::Probabilities, Probabilities::from_rows(&refs).unwrap())
+                .with(ScoreKind::Embeddings, Matrix::new(e, 20, 2).unwrap())
+                .with(ScoreKind::LabeledEmbeddings, Matrix::zeros(0, 2));
             let cands: Vec<SampleId> = (0..20).map(|i| SampleId(100 + i)).collect();
             let ctx = QueryContext::new(&cands, &scores);
             let s = TwoStep::new(Box::new(crate::MarginSampling), Box::new(KCenterGreedy), factor).unwrap();

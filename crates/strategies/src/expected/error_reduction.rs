@@ -114,7 +114,7 @@ impl Strategy for ExpectedErrorReduction {
         Self::NAME
     }
     fn needs(&self) -> Needs {
-        Needs { probabilities: true, what_if: true, ..Needs::NOTHING }
+        Needs::PROBABILITIES.with_what_if()
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let probs = ctx.scores.probabilities(Self::NAME)?;
@@ -131,7 +131,7 @@ mod tests {
     use super::super::testing::{picks, probs_of};
     use crate::test_support::{ids, prob_rows};
     use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
-    use quarry_core::{Scores, seeded_rng};
+    use quarry_core::{ScoreKind, Scores, seeded_rng};
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -186,7 +186,7 @@ mod tests {
         }
 
         let cands = ids(3);
-        let scores = Scores { probabilities: Some(probs), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Probabilities, probs);
         let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[], labeled_labels: &[], what_if: Some(&what_if) };
         let q = ExpectedErrorReduction::new().select(&ctx, 3, &mut seeded_rng(0, 0)).unwrap();
         assert_eq!(picks(&q), vec![2, 1, 0]);
@@ -208,7 +208,7 @@ mod tests {
     fn eer_without_a_refittable_model_or_with_a_bad_refit_is_an_error() {
         let (probs, what_if) = eer_table();
         let cands = ids(3);
-        let scores = Scores { probabilities: Some(probs), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Probabilities, probs);
         let err = ExpectedErrorReduction::new().select(&QueryContext::new(&cands, &scores), 1, &mut seeded_rng(0, 0)).unwrap_err();
         assert!(err.to_string().contains("expected-error-reduction"), "{err}");
 
@@ -244,7 +244,7 @@ mod tests {
                 Ok(probs_of(&post[at..at + 6]))
             });
             let cands = ids(6);
-            let scores = Scores { probabilities: Some(probs), ..Default::default() };
+            let scores = Scores::default().with(ScoreKind::Probabilities, probs);
             let ctx = QueryContext { candidates: &cands, scores: &scores, labeled: &[], labeled_labels: &[], what_if: Some(&what_if) };
             let s = ExpectedErrorReduction::new().loss(if log { FutureLoss::Log } else { FutureLoss::ZeroOne });
             let q = s.select(&ctx, k, &mut seeded_rng(1, 0)).unwrap();
@@ -255,7 +255,7 @@ mod tests {
             prop_assert_eq!(d.len(), k);
             prop_assert!(q.picks.iter().all(|p| p.score <= 0.0));
             prop_assert!(q.picks.windows(2).all(|w| w[0].score >= w[1].score));
-            let all = s.expected_losses(scores.probabilities.as_ref().unwrap(), &what_if).unwrap();
+            let all = s.expected_losses(scores.probabilities("test").unwrap(), &what_if).unwrap();
             let best = all.iter().cloned().fold(f64::INFINITY, f64::min);
             prop_assert!((q.picks[0].score + best).abs() < 1e-12);
         }

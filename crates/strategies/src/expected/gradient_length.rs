@@ -3,7 +3,7 @@
 
 use super::expect_rows;
 use crate::select::top_k;
-use quarry_core::{Needs, QuarryRng, Query, QueryContext, Result, Strategy};
+use quarry_core::{Needs, QuarryRng, Query, QueryContext, Result, ScoreKind, Strategy};
 
 /// Expected gradient length of one candidate: `Σ_y p(y|x) ‖p − e_y‖ · sqrt(‖emb‖² + 1)`.
 ///
@@ -50,7 +50,7 @@ impl Strategy for ExpectedGradientLength {
         Self::NAME
     }
     fn needs(&self) -> Needs {
-        Needs { probabilities: true, embeddings: true, ..Needs::NOTHING }
+        Needs::of(&[ScoreKind::Probabilities, ScoreKind::Embeddings])
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let probs = ctx.scores.probabilities(Self::NAME)?;
@@ -83,7 +83,7 @@ mod tests {
         assert_eq!(expected_gradient_length_score(probs.row(1), emb.row(1)), 0.0);
         assert!((expected_gradient_length_score(probs.row(2), emb.row(2)) - 0.810_078_3).abs() < 1e-5);
         let cands = ids(3);
-        let scores = Scores { probabilities: Some(probs), embeddings: Some(emb), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Probabilities, probs).with(ScoreKind::Embeddings, emb);
         let q = ExpectedGradientLength.select(&QueryContext::new(&cands, &scores), 3, &mut seeded_rng(0, 0)).unwrap();
         assert_eq!(picks(&q), vec![0, 2, 1]);
     }
@@ -92,10 +92,10 @@ mod tests {
     fn egl_shape_mismatch_and_missing_scores_name_the_strategy() {
         let probs = Probabilities::from_rows(&[&[0.5, 0.5], &[0.5, 0.5]]).unwrap();
         let cands = ids(2);
-        let scores = Scores { probabilities: Some(probs.clone()), embeddings: Some(matrix(&[&[1.0]])), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Probabilities, probs.clone()).with(ScoreKind::Embeddings, matrix(&[&[1.0]]));
         let err = ExpectedGradientLength.select(&QueryContext::new(&cands, &scores), 1, &mut seeded_rng(0, 0)).unwrap_err();
         assert!(err.to_string().contains("expected-gradient-length") && err.to_string().contains("embeddings"), "{err}");
-        let scores = Scores { probabilities: Some(probs), ..Default::default() };
+        let scores = Scores::default().with(ScoreKind::Probabilities, probs);
         let err = ExpectedGradientLength.select(&QueryContext::new(&cands, &scores), 1, &mut seeded_rng(0, 0)).unwrap_err();
         assert!(err.to_string().contains("expected-gradient-length"), "{err}");
     }

@@ -3,7 +3,7 @@
 
 use super::{dense, expect_rows};
 use crate::select::top_k;
-use quarry_core::{Error, Matrix, Needs, Probabilities, QuarryRng, Query, QueryContext, Result, Strategy};
+use quarry_core::{Error, Matrix, Needs, Probabilities, QuarryRng, Query, QueryContext, Result, ScoreKind, Strategy};
 use rayon::prelude::*;
 
 /// The largest parameter dimension `(dim + 1) · (seen classes − 1)` [`VarianceReduction`] accepts
@@ -155,7 +155,7 @@ impl Strategy for VarianceReduction {
         Self::NAME
     }
     fn needs(&self) -> Needs {
-        Needs { probabilities: true, embeddings: true, labeled_embeddings: true, labeled_probabilities: true, ..Needs::NOTHING }
+        Needs::of(&[ScoreKind::Probabilities, ScoreKind::Embeddings, ScoreKind::LabeledEmbeddings, ScoreKind::LabeledProbabilities])
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let s = ctx.scores;
@@ -302,13 +302,11 @@ mod tests {
     }
 
     fn vr_scores(probs: Probabilities, emb: Matrix, labeled_probs: Probabilities, labeled_emb: Matrix) -> Scores {
-        Scores {
-            probabilities: Some(probs),
-            embeddings: Some(emb),
-            labeled_probabilities: Some(labeled_probs),
-            labeled_embeddings: Some(labeled_emb),
-            ..Default::default()
-        }
+        Scores::default()
+            .with(ScoreKind::Probabilities, probs)
+            .with(ScoreKind::Embeddings, emb)
+            .with(ScoreKind::LabeledProbabilities, labeled_probs)
+            .with(ScoreKind::LabeledEmbeddings, labeled_emb)
     }
 
     /// 1-D, two classes: parameters (w, b), one free class, `B = p(1 − p)`.

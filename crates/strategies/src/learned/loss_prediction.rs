@@ -43,7 +43,7 @@
 use super::net::{Adam, Grads, Mlp};
 use super::{column_stats, gather, standardize};
 use crate::select::top_k;
-use quarry_core::{Error, Needs, QuarryRng, Query, QueryContext, Result, Strategy};
+use quarry_core::{Error, Needs, QuarryRng, Query, QueryContext, Result, ScoreKind, Strategy};
 use rand::seq::SliceRandom;
 
 /// Hidden width of the loss-prediction module.
@@ -72,7 +72,7 @@ impl Strategy for LossPrediction {
     }
 
     fn needs(&self) -> Needs {
-        Needs { embeddings: true, labeled_embeddings: true, labeled_probabilities: true, ..Needs::NOTHING }
+        Needs::of(&[ScoreKind::Embeddings, ScoreKind::LabeledEmbeddings, ScoreKind::LabeledProbabilities])
     }
 
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
@@ -199,12 +199,10 @@ mod tests {
         let xs: Vec<f32> = (0..n_lab).map(|i| i as f32 / (n_lab - 1) as f32).collect();
         let losses: Vec<f32> = xs.iter().map(|x| 0.05 + 2.0 * x * x).collect();
         let cand_x: Vec<f32> = (0..10).map(|i| 0.05 + 0.1 * i as f32).collect();
-        let scores = Scores {
-            embeddings: Some(Matrix::new(cand_x, 10, 1).unwrap()),
-            labeled_embeddings: Some(Matrix::new(xs, n_lab, 1).unwrap()),
-            labeled_probabilities: Some(probs_for_losses(&losses)),
-            ..Default::default()
-        };
+        let scores = Scores::default()
+            .with(ScoreKind::Embeddings, Matrix::new(cand_x, 10, 1).unwrap())
+            .with(ScoreKind::LabeledEmbeddings, Matrix::new(xs, n_lab, 1).unwrap())
+            .with(ScoreKind::LabeledProbabilities, probs_for_losses(&losses));
         let labeled: Vec<SampleId> = (100..100 + n_lab as u32).map(SampleId).collect();
         (scores, labeled, vec![0; n_lab], ids(10))
     }
@@ -236,12 +234,10 @@ mod tests {
             Matrix::new((0..rows * d).map(|_| rng.random_range(-2.0..2.0)).collect(), rows, d).unwrap()
         };
         let losses: Vec<f32> = (0..n_lab).map(|i| (i % 7) as f32 * 0.3 + 0.01).collect();
-        let scores = Scores {
-            embeddings: Some(random(n, &mut rng)),
-            labeled_embeddings: Some(random(n_lab, &mut rng)),
-            labeled_probabilities: Some(probs_for_losses(&losses)),
-            ..Default::default()
-        };
+        let scores = Scores::default()
+            .with(ScoreKind::Embeddings, random(n, &mut rng))
+            .with(ScoreKind::LabeledEmbeddings, random(n_lab, &mut rng))
+            .with(ScoreKind::LabeledProbabilities, probs_for_losses(&losses));
         let labeled: Vec<SampleId> = (1000..1000 + n_lab as u32).map(SampleId).collect();
         let labels = vec![0; n_lab];
         let a = pick(&scores, &labeled, &labels, &ids(n), 12, 3).unwrap();
@@ -262,18 +258,16 @@ mod tests {
         // Missing scores.
         let err = pick(&Scores::default(), &labeled, &labels, &cands, 2, 0).unwrap_err().to_string();
         assert!(err.contains("loss-prediction") && err.contains("embeddings"), "{err}");
-        let no_probs = Scores { labeled_probabilities: None, ..scores.clone() };
+        let no_probs = scores.clone().without(ScoreKind::LabeledProbabilities);
         let err = pick(&no_probs, &labeled, &labels, &cands, 2, 0).unwrap_err().to_string();
         assert!(err.contains("loss-prediction") && err.contains("probabilities"), "{err}");
         // Missing labels.
         let err = pick(&scores, &labeled, &[], &cands, 2, 0).unwrap_err().to_string();
         assert!(err.contains("loss-prediction") && err.contains("labels"), "{err}");
         // Too few labeled samples.
-        let one = Scores {
-            labeled_embeddings: Some(matrix(&[&[0.5]])),
-            labeled_probabilities: Some(probs_for_losses(&[0.3])),
-            ..scores.clone()
-        };
+        let one = scores.clone()
+            .with(ScoreKind::LabeledEmbeddings, matrix(&[&[0.5]]))
+            .with(ScoreKind::LabeledProbabilities, probs_for_losses(&[0.3]));
         let err = pick(&one, &labeled[..1], &labels[..1], &cands, 2, 0).unwrap_err().to_string();
         assert!(err.contains("at least 2"), "{err}");
         // A label outside the model's classes.

@@ -45,7 +45,7 @@
 use super::net::{bce_with_logit, fill_normal, sigmoid, Adam, Grads, Mlp};
 use super::{column_stats, gather, standardize};
 use crate::select::top_k;
-use quarry_core::{Error, Needs, QuarryRng, Query, QueryContext, Result, Strategy};
+use quarry_core::{Error, Needs, QuarryRng, Query, QueryContext, Result, ScoreKind, Strategy};
 use rand::Rng;
 
 /// Latent dimension of the VAE.
@@ -93,7 +93,7 @@ impl Strategy for Vaal {
     }
 
     fn needs(&self) -> Needs {
-        Needs { features: true, labeled_features: true, ..Needs::NOTHING }
+        Needs::of(&[ScoreKind::Features, ScoreKind::LabeledFeatures])
     }
 
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
@@ -254,11 +254,9 @@ mod tests {
         let lab = cluster(30, 0.0, &mut rng);
         let mut cand = cluster(40, 0.0, &mut rng);
         cand.extend(cluster(20, 6.0, &mut rng));
-        let scores = Scores {
-            features: Some(Matrix::new(cand, 60, 8).unwrap()),
-            labeled_features: Some(Matrix::new(lab, 30, 8).unwrap()),
-            ..Default::default()
-        };
+        let scores = Scores::default()
+            .with(ScoreKind::Features, Matrix::new(cand, 60, 8).unwrap())
+            .with(ScoreKind::LabeledFeatures, Matrix::new(lab, 30, 8).unwrap());
         (scores, (500..530).map(SampleId).collect())
     }
 
@@ -349,12 +347,12 @@ mod tests {
         let (scores, labeled) = two_clusters();
         let err = pick(&Scores::default(), &labeled, 60, 3, 0).unwrap_err().to_string();
         assert!(err.contains("vaal") && err.contains("features"), "{err}");
-        let no_lab = Scores { labeled_features: None, ..scores.clone() };
+        let no_lab = scores.clone().without(ScoreKind::LabeledFeatures);
         let err = pick(&no_lab, &labeled, 60, 3, 0).unwrap_err().to_string();
         assert!(err.contains("vaal") && err.contains("labeled-set"), "{err}");
         let err = pick(&scores, &labeled[..5], 60, 3, 0).unwrap_err().to_string();
         assert!(err.contains("labeled features"), "{err}");
-        let empty = Scores { labeled_features: Some(Matrix::zeros(0, 8)), ..scores.clone() };
+        let empty = scores.clone().with(ScoreKind::LabeledFeatures, Matrix::zeros(0, 8));
         let err = pick(&empty, &[], 60, 3, 0).unwrap_err().to_string();
         assert!(err.contains("at least one labeled"), "{err}");
     }
