@@ -29,7 +29,7 @@ pub use matrix::Matrix;
 pub use oracle::{GroundTruthOracle, Oracle};
 pub use pool::{Pool, SampleState};
 pub use rng::{QuarryRng, seeded_rng};
-pub use scores::{McSamples, Needs, Probabilities, ScoreKind, Scores};
+pub use scores::{McSamples, Needs, Probabilities, RowsOf, Score, ScoreKind, ScoreValue, Scores};
 pub use session::{Answer, Augment, LearnerScores, ScoreProvider, ScoreRequest, Session, SessionSettings, SessionState};
 pub use stopping::{BudgetRule, RestUnlabelable, RoundRecord, RoundStats, StopNeeds, StopReason, StopView, StoppingRule};
 pub use strategy::{Pick, Query, QueryContext, Strategy, WhatIf, random_batch};

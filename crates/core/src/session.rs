@@ -159,10 +159,34 @@ impl ScoreProvider for LearnerScores {
     }
 }
 
+impl<T: ScoreProvider + ?Sized> ScoreProvider for &T {
+    fn provide(&self, kind: ScoreKind, req: &ScoreRequest<'_>, out: &mut Scores) -> Result<bool> {
+        (**self).provide(kind, req, out)
+    }
+}
+
+impl<T: ScoreProvider + ?Sized> ScoreProvider for std::sync::Arc<T> {
+    fn provide(&self, kind: ScoreKind, req: &ScoreRequest<'_>, out: &mut Scores) -> Result<bool> {
+        (**self).provide(kind, req, out)
+    }
+}
+
 /// Extra training rows for the labeled samples (AIFT trains on each labeled image's augmented
 /// patches too). Given the labeled ids and labels, appends rows and their labels.
 pub trait Augment: Send + Sync {
     fn augment(&self, labeled: &[SampleId], labels: &[u32], x: &mut Matrix, y: &mut Vec<u32>) -> Result<()>;
+}
+
+impl<T: Augment + ?Sized> Augment for &T {
+    fn augment(&self, labeled: &[SampleId], labels: &[u32], x: &mut Matrix, y: &mut Vec<u32>) -> Result<()> {
+        (**self).augment(labeled, labels, x, y)
+    }
+}
+
+impl<T: Augment + ?Sized> Augment for std::sync::Arc<T> {
+    fn augment(&self, labeled: &[SampleId], labels: &[u32], x: &mut Matrix, y: &mut Vec<u32>) -> Result<()> {
+        (**self).augment(labeled, labels, x, y)
+    }
 }
 
 /// [`WhatIf`] for the session's learner: a copy refit on the labeled set plus one hypothetical
@@ -193,8 +217,8 @@ pub struct Session<'a> {
     n_classes: usize,
     learner: Box<dyn Learner + 'a>,
     strategy: Box<dyn Strategy + 'a>,
-    providers: Vec<&'a dyn ScoreProvider>,
-    augment: Option<&'a dyn Augment>,
+    providers: Vec<Box<dyn ScoreProvider + 'a>>,
+    augment: Option<Box<dyn Augment + 'a>>,
     rules: Vec<Box<dyn StoppingRule + 'a>>,
     stop_needs: StopNeeds,
     stop_set: Vec<usize>,
@@ -246,14 +270,15 @@ impl<'a> Session<'a> {
     }
 
     /// A provider of extra score kinds, asked before the learner's own.
-    pub fn with_provider(mut self, provider: &'a dyn ScoreProvider) -> Self {
-        self.providers.push(provider);
+    /// (Owned, or borrowed: `&T` and `Arc<T>` of a provider are providers.)
+    pub fn with_provider(mut self, provider: impl ScoreProvider + 'a) -> Self {
+        self.providers.push(Box::new(provider));
         self
     }
 
     /// Extra training rows for every labeled sample on each refit.
-    pub fn with_augment(mut self, augment: &'a dyn Augment) -> Self {
-        self.augment = Some(augment);
+    pub fn with_augment(mut self, augment: impl Augment + 'a) -> Self {
+        self.augment = Some(Box::new(augment));
         self
     }
 
@@ -352,7 +377,7 @@ impl<'a> Session<'a> {
         let mut scores = Scores::default();
         for kind in needs.kinds() {
             let mut made = false;
-            for p in self.providers.iter().copied().chain(std::iter::once(&LearnerScores as &dyn ScoreProvider)) {
+            for p in self.providers.iter().map(|p| p.as_ref() as &dyn ScoreProvider).chain(std::iter::once(&LearnerScores as &dyn ScoreProvider)) {
                 if p.provide(kind, &req, &mut scores)? {
                     made = true;
                     break;
@@ -500,7 +525,7 @@ impl<'a> Session<'a> {
         let mut x = self.rows(ids);
         let labels = self.state.pool.labels();
         let mut y = labels.clone();
-        if let Some(augment) = self.augment {
+        if let Some(augment) = &self.augment {
             augment.augment(ids, &labels, &mut x, &mut y)?;
         }
         self.learner.fit(&x, &y, self.n_classes)
@@ -713,6 +738,18 @@ mod tests {
         assert_eq!(s.query(1).unwrap().ids(), [SampleId(2)], "4 is the least confident");
         assert!(s.add_samples(&Matrix::zeros(1, 2)).is_err());
         assert_eq!(s.pool().len(), 4);
+    }
+
+    /// A server keeps a session behind a lock and teaches it from a background task: it must be
+    /// `Send + Sync` when it owns everything (`'static`), providers included (owned or `Arc`).
+    #[test]
+    fn an_owning_session_can_cross_threads() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        let s: Session<'static> = Session::new(line(), 2, Box::new(Centroids::default()), Box::new(LeastConfident), SessionSettings::seeded(0))
+            .with_provider(std::sync::Arc::new(LearnerScores));
+        send_sync(&s);
+        let handle = std::thread::spawn(move || s.rounds());
+        assert_eq!(handle.join().unwrap(), 0);
     }
 
     /// A provider added to the session is asked first, by kind.
