@@ -64,6 +64,12 @@ pub trait Strategy: Send + Sync {
     fn name(&self) -> &str;
     /// The scores this strategy reads; the loop computes only these.
     fn needs(&self) -> Needs;
+    /// Whether a query over `candidates` candidates of `classes` classes can run at all (a
+    /// strategy that refits once per candidate and class refuses beyond its limit). Checked
+    /// before a run starts, so what cannot run is refused before anything is written.
+    fn check_scale(&self, _candidates: usize, _classes: usize) -> Result<()> {
+        Ok(())
+    }
     /// Choose `k` distinct candidates (fewer only if fewer candidates exist), best first.
     /// `rng` breaks ties and drives any randomness, so a seed fixes the result.
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query>;
@@ -84,6 +90,9 @@ impl<S: Strategy + ?Sized> Strategy for &S {
     }
     fn needs(&self) -> Needs {
         (**self).needs()
+    }
+    fn check_scale(&self, candidates: usize, classes: usize) -> Result<()> {
+        (**self).check_scale(candidates, classes)
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         (**self).select(ctx, k, rng)

@@ -57,6 +57,14 @@ impl Plan<'_> {
         if config.batch > pool.len() {
             return Err(ExperimentError::setting("batch", format!("a batch of {} is larger than the pool of {} samples", config.batch, pool.len())));
         }
+        // The first query is the largest: every sample but the initial set, or --candidates of them.
+        let unlabeled = pool.len().saturating_sub(config.initial);
+        let candidates = config.candidates.map_or(unlabeled, |m| m.min(unlabeled));
+        for arm in &self.arms {
+            if let Arm::Pool(strategy) = arm {
+                strategy.check_scale(candidates, pool.n_classes())?;
+            }
+        }
         Ok(())
     }
 }

@@ -75,19 +75,25 @@ impl ExpectedErrorReduction {
         self
     }
 
+    /// The refusal of a query needing more than `max_refits` refits (`n` candidates, up to `per`
+    /// classes each with a probability above 0).
+    fn too_many(&self, refits: usize, n: usize, per: usize) -> Error {
+        Error::Other(format!(
+            "strategy {} would refit the model {refits} times ({n} candidates × up to {per} classes), more than its \
+             limit of {}; subsample the candidates with --candidates {} or fewer",
+            Self::NAME,
+            self.max_refits,
+            (self.max_refits / per.max(1)).max(1)
+        ))
+    }
+
     /// `Σ_y p(y|x) E(x, y)` for every candidate: the expected future loss after labeling it.
     pub fn expected_losses(&self, probs: &Probabilities, what_if: &dyn WhatIf) -> Result<Vec<f64>> {
         let n = probs.len();
         let refits: usize = probs.rows().map(|p| p.iter().filter(|&&v| v > 0.0).count()).sum();
         if refits > self.max_refits {
             let per = probs.rows().map(|p| p.iter().filter(|&&v| v > 0.0).count()).max().unwrap_or(1).max(1);
-            return Err(Error::Other(format!(
-                "strategy {} would refit the model {refits} times ({n} candidates × up to {per} classes), more than its \
-                 limit of {}; subsample the candidates with --candidates {} or fewer",
-                Self::NAME,
-                self.max_refits,
-                (self.max_refits / per).max(1)
-            )));
+            return Err(self.too_many(refits, n, per));
         }
         let loss = self.loss;
         (0..n)
@@ -115,6 +121,12 @@ impl Strategy for ExpectedErrorReduction {
     }
     fn needs(&self) -> Needs {
         Needs::PROBABILITIES.with_what_if()
+    }
+    /// A model's probabilities are all above 0 but on underflow, so every candidate refits once
+    /// per class: refused up front past the limit, as a query would be.
+    fn check_scale(&self, candidates: usize, classes: usize) -> Result<()> {
+        let refits = candidates.saturating_mul(classes);
+        if refits > self.max_refits { Err(self.too_many(refits, candidates, classes)) } else { Ok(()) }
     }
     fn select(&self, ctx: &QueryContext<'_>, k: usize, rng: &mut QuarryRng) -> Result<Query> {
         let probs = ctx.scores.probabilities(Self::NAME)?;
@@ -191,6 +203,16 @@ mod tests {
         let q = ExpectedErrorReduction::new().select(&ctx, 3, &mut seeded_rng(0, 0)).unwrap();
         assert_eq!(picks(&q), vec![2, 1, 0]);
         assert!((q.picks[0].score + 0.06).abs() < 1e-6);
+    }
+
+    #[test]
+    fn eer_refuses_a_pool_too_large_before_a_run_starts() {
+        let eer = ExpectedErrorReduction::new();
+        assert!(eer.check_scale(2_000, 10).is_ok());
+        let e = eer.check_scale(20_001, 1).unwrap_err().to_string();
+        assert!(e.contains("20001") && e.contains("--candidates 20000"), "{e}");
+        let e = eer.check_scale(7_000, 10).unwrap_err().to_string();
+        assert!(e.contains("70000") && e.contains("--candidates 2000"), "{e}");
     }
 
     #[test]
