@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod error;
 pub mod ids;
 pub mod learner;
+pub mod linalg;
 pub mod matrix;
 pub mod metrics;
 pub mod oracle;

@@ -1,7 +1,9 @@
 //! Small dense linear algebra in f64, row-major: what variance reduction needs and nothing more.
-//! The O(n³) work goes through `matrixmultiply`'s GEMM (blocked, SIMD-dispatched at run time),
-//! split over rayon's threads by row blocks; the scalar loops left are O(n² · block).
+//! The O(n³) work goes through `matrixmultiply`'s GEMM (blocked, SIMD-dispatched at run time)
+//! by way of quarry's one wrapper, [`quarry_core::linalg::gemm_into`], split over rayon's threads
+//! by row blocks; the scalar loops left are O(n² · block).
 
+use quarry_core::linalg::{View, gemm_into};
 use rayon::prelude::*;
 
 /// Block size of the blocked factorizations.
@@ -21,26 +23,16 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// `c[m×n] = alpha · a[m×k] · b[k×n] + beta · c`, where `c` has row stride `ldc` and `a`, `b`
-/// are read through (row stride, column stride).
+/// are read through (row stride, column stride): [`gemm_into`] over strided views.
+///
+/// # Panics
+/// If an operand is too short for its shape.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     m: usize, k: usize, n: usize, alpha: f64, a: &[f64], a_st: (usize, usize), b: &[f64], b_st: (usize, usize), beta: f64,
     c: &mut [f64], ldc: usize,
 ) {
-    let extent =
-        |rows: usize, cols: usize, (rs, cs): (usize, usize)| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
-    assert!(
-        extent(m, k, a_st) <= a.len() && extent(k, n, b_st) <= b.len() && extent(m, n, (ldc, 1)) <= c.len(),
-        "gemm operands out of bounds"
-    );
-    // SAFETY: the assert guarantees every element the kernel reads or writes is in bounds
-    // (with beta = 0 the kernel writes `c` without reading it; with k = 0 it only scales `c`).
-    unsafe {
-        matrixmultiply::dgemm(
-            m, k, n, alpha, a.as_ptr(), a_st.0 as isize, a_st.1 as isize, b.as_ptr(), b_st.0 as isize, b_st.1 as isize,
-            beta, c.as_mut_ptr(), ldc as isize, 1,
-        );
-    }
+    gemm_into(m, k, n, alpha, View::strided(a, a_st.0, a_st.1), View::strided(b, b_st.0, b_st.1), beta, c, ldc);
 }
 
 /// [`gemm`] with the rows of `c` split over rayon's threads.

@@ -1,16 +1,17 @@
 //! A small dense network with a hand-written backward pass, for the learned strategies.
 //!
 //! [`Mlp`] is a stack of fully connected layers with ReLU between them and a linear output;
-//! every layer runs on a whole minibatch through `matrixmultiply::sgemm` (row-major `[n, in]` ·
-//! `[in, out]`). [`Mlp::forward`] keeps each layer's input on a [`Tape`]; [`Mlp::backward`] turns
-//! the gradient of the loss w.r.t. the output into parameter gradients ([`Grads`]) and, on request,
-//! the gradient w.r.t. the input (so one network's input gradient can flow into another, as the
-//! VAE's encoder needs). [`Adam`] (Kingma & Ba 2015) updates the parameters.
+//! every layer runs on a whole minibatch through quarry's GEMM wrapper,
+//! [`quarry_core::linalg::gemm`] (row-major `[n, in]` · `[in, out]`). [`Mlp::forward`] keeps each
+//! layer's input on a [`Tape`]; [`Mlp::backward`] turns the gradient of the loss w.r.t. the output
+//! into parameter gradients ([`Grads`]) and, on request, the gradient w.r.t. the input (so one
+//! network's input gradient can flow into another, as the VAE's encoder needs). [`Adam`] (Kingma
+//! & Ba 2015) updates the parameters.
 //!
 //! Single-threaded and driven only by the rng it is given, so a seed fixes every number.
 
-use matrixmultiply::sgemm;
 use quarry_core::QuarryRng;
+use quarry_core::linalg::{self, View};
 use rand::Rng;
 
 /// How a layer's weights are drawn.
@@ -95,16 +96,14 @@ fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_t: bool, b: &[f32], b_t: bool
         return;
     }
     if k == 0 {
+        // Scaled here, as always (a NaN times 0 stays NaN), not overwritten at beta = 0 as the
+        // wrapper would.
         c[..m * n].iter_mut().for_each(|v| *v *= beta);
         return;
     }
-    let (rsa, csa) = if a_t { (1, m as isize) } else { (k as isize, 1) };
-    let (rsb, csb) = if b_t { (1, k as isize) } else { (n as isize, 1) };
-    // SAFETY: the asserts above keep every index the strides reach inside the slices:
-    // a reaches (m−1)·rsa + (k−1)·csa < m·k, b likewise < k·n, c < m·n.
-    unsafe {
-        sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), n as isize, 1);
-    }
+    let a = if a_t { View::transposed(a, m) } else { View::rows(a, k) };
+    let b = if b_t { View::transposed(b, k) } else { View::rows(b, n) };
+    linalg::gemm(m, k, n, a, b, beta, c);
 }
 
 /// Dense layers with ReLU between them and a linear output.
