@@ -420,6 +420,20 @@ struct TableRow<'a> {
     seconds_per_round: f64,
 }
 
+impl<'a> TableRow<'a> {
+    /// A strategy's line from its summary (pool, stream and synthesis runs alike).
+    fn of(s: &'a quarry_experiment::report::StrategySummary) -> Self {
+        TableRow {
+            strategy: &s.strategy,
+            aulc: &s.aulc,
+            final_accuracy: &s.final_accuracy,
+            labels_to_target: s.labels_to_target,
+            efficiency: s.label_efficiency.as_ref().and_then(|e| e.ratio),
+            seconds_per_round: s.seconds_per_round,
+        }
+    }
+}
+
 /// The summary table. With one seed there is no spread to print (`± 0.0000` would claim one).
 /// `random` names the baseline and `target` is its mean final accuracy; without it (the baseline
 /// did not run) there are no labels-to-target and efficiency columns, and a line says why.
@@ -583,14 +597,7 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
     let (summaries, target) = quarry_experiment::report::summarize(&outcome.runs, &outcome.full_pool, &config);
     let rows: Vec<TableRow> = summaries
         .iter()
-        .map(|s| TableRow {
-            strategy: &s.strategy,
-            aulc: &s.aulc,
-            final_accuracy: &s.final_accuracy,
-            labels_to_target: s.labels_to_target,
-            efficiency: s.label_efficiency.as_ref().and_then(|e| e.ratio),
-            seconds_per_round: s.seconds_per_round,
-        })
+        .map(TableRow::of)
         .collect();
     print!("{}", summary_table("strategy", &rows, config.seeds.len(), "random", target, false, 4));
     if !outcome.full_pool.is_empty() {
@@ -754,14 +761,7 @@ fn run_synthesize(a: SynthesizeArgs) -> Result<()> {
         .summaries
         .iter()
         .map(|s| &s.figures)
-        .map(|s| TableRow {
-            strategy: &s.strategy,
-            aulc: &s.aulc,
-            final_accuracy: &s.final_accuracy,
-            labels_to_target: s.labels_to_target,
-            efficiency: s.label_efficiency.as_ref().and_then(|e| e.ratio),
-            seconds_per_round: s.seconds_per_round,
-        })
+        .map(TableRow::of)
         .collect();
     print!("{}", summary_table("synthesizer", &rows, config.seeds.len(), "synthesis-random", outcome.target, true, 5));
     println!(
