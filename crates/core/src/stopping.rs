@@ -1,31 +1,18 @@
 use serde::{Deserialize, Serialize};
 
-/// One round of a run's history: what the model scored after training on `labels` labels.
+/// One scored round of a run's history: the session's own measurements of the round
+/// ([`RoundStats`], read through `Deref`: `record.labels`) and the model's figures on a test set.
+/// Saved and reported as one flat record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
-    pub round: u32,
-    pub labels: usize,
+    /// `seconds` here is the whole round as its driver timed it (query, answers, update, test).
+    #[serde(flatten)]
+    pub stats: RoundStats,
     pub accuracy: f64,
     /// Mean of the per-class recalls over the classes present in the test set.
     #[serde(default)]
     pub balanced_accuracy: f64,
     pub log_loss: f64,
-    /// Seconds spent in this round: fit + test scoring + pool scoring + selection.
-    pub seconds: f64,
-    /// Accuracy of the previous round's model on this round's newly queried batch, before
-    /// learning its labels (Zhu, Wang & Hovy 2008; AIFT's "already classified right").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch_accuracy: Option<f64>,
-    /// Largest and mean uncertainty (1 − max p) of this round's model over the unlabeled
-    /// candidates, measured when a stopping rule reads it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_uncertainty: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mean_uncertainty: Option<f64>,
-    /// Cohen's κ between this round's and the previous round's predictions on the stop set
-    /// (Bloodgood & Vijay-Shanker 2009), measured when a stopping rule reads it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_set_kappa: Option<f64>,
     /// Recall of class 1 in a one-vs-rest run (`--positive-class`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positive_recall: Option<f64>,
@@ -35,36 +22,20 @@ impl RoundRecord {
     /// The record of a session round scored on a test set: the session's own measurements
     /// (`stats`) with the test-set figures.
     pub fn scored(stats: &RoundStats, accuracy: f64, balanced_accuracy: f64, log_loss: f64) -> Self {
-        RoundRecord {
-            round: stats.round,
-            labels: stats.labels,
-            accuracy,
-            balanced_accuracy,
-            log_loss,
-            seconds: stats.seconds,
-            batch_accuracy: stats.batch_accuracy,
-            max_uncertainty: stats.max_uncertainty,
-            mean_uncertainty: stats.mean_uncertainty,
-            stop_set_kappa: stats.stop_set_kappa,
-            positive_recall: None,
-        }
+        RoundRecord { stats: stats.clone(), accuracy, balanced_accuracy, log_loss, positive_recall: None }
     }
+}
 
-    /// A record with only the always-measured fields.
-    pub fn new(round: u32, labels: usize, accuracy: f64, log_loss: f64, seconds: f64) -> Self {
-        RoundRecord {
-            round,
-            labels,
-            accuracy,
-            balanced_accuracy: accuracy,
-            log_loss,
-            seconds,
-            positive_recall: None,
-            batch_accuracy: None,
-            max_uncertainty: None,
-            mean_uncertainty: None,
-            stop_set_kappa: None,
-        }
+impl std::ops::Deref for RoundRecord {
+    type Target = RoundStats;
+    fn deref(&self) -> &RoundStats {
+        &self.stats
+    }
+}
+
+impl std::ops::DerefMut for RoundRecord {
+    fn deref_mut(&mut self) -> &mut RoundStats {
+        &mut self.stats
     }
 }
 
