@@ -1,6 +1,7 @@
 //! The progress bar of a simulation.
 
-use indicatif::ProgressStyle;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::Mutex;
 
 /// The progress bar: elapsed time, rounds done of at most this many, the time left at the
 /// average rate so far, and the runs in progress.
@@ -60,12 +61,41 @@ pub(crate) fn running_message(jobs: &[(String, u64)]) -> String {
     if parts.is_empty() { String::new() } else { format!("running {}", parts.join("; ")) }
 }
 
-/// Runs its closure when dropped: the bar forgets a run however it ends.
-pub(crate) struct Finally<F: Fn()>(pub F);
+/// The runs in progress, named on the bar's message.
+pub(crate) struct Running<'b> {
+    bar: &'b ProgressBar,
+    runs: Mutex<Vec<(String, u64)>>,
+}
 
-impl<F: Fn()> Drop for Finally<F> {
+impl<'b> Running<'b> {
+    pub(crate) fn new(bar: &'b ProgressBar) -> Self {
+        Running { bar, runs: Mutex::default() }
+    }
+
+    /// Name the run on the bar until the returned guard is dropped (however the run ends).
+    pub(crate) fn start(&self, name: &str, seed: u64) -> RunGuard<'_, 'b> {
+        self.change(|r| r.push((name.to_string(), seed)));
+        RunGuard { running: self, name: name.to_string(), seed }
+    }
+
+    fn change(&self, f: impl FnOnce(&mut Vec<(String, u64)>)) {
+        let mut r = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut r);
+        self.bar.set_message(running_message(&r));
+    }
+}
+
+/// A run named on the bar; dropping it takes the name off.
+pub(crate) struct RunGuard<'r, 'b> {
+    running: &'r Running<'b>,
+    name: String,
+    seed: u64,
+}
+
+impl Drop for RunGuard<'_, '_> {
     fn drop(&mut self) {
-        (self.0)();
+        let (name, seed) = (std::mem::take(&mut self.name), self.seed);
+        self.running.change(|r| r.retain(|(n, s)| (n.as_str(), *s) != (name.as_str(), seed)));
     }
 }
 

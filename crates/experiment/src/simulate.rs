@@ -11,7 +11,7 @@ use crate::metrics;
 use crate::outcome::{RunResult, SimulationOutcome, StreamStats, queried};
 use crate::patch_scores::PatchScores;
 use crate::plan::{Arm, Plan};
-use crate::progress::{Finally, progress_style, running_message};
+use crate::progress::{Running, progress_style};
 use crate::report;
 use crate::rundir::{FullPoolResult, RunDir};
 use crate::stopping::run_rules;
@@ -52,13 +52,7 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
     let rounds_per_run = 1 + (config.budget - config.initial).div_ceil(config.batch);
     let bar = if show_progress { ProgressBar::new((jobs.len() * rounds_per_run) as u64) } else { ProgressBar::hidden() };
     bar.set_style(progress_style());
-    // The runs in progress, named on the bar.
-    let running: std::sync::Mutex<Vec<(String, u64)>> = Default::default();
-    let show_running = |change: &dyn Fn(&mut Vec<(String, u64)>)| {
-        let mut r = running.lock().unwrap_or_else(|e| e.into_inner());
-        change(&mut r);
-        bar.set_message(running_message(&r));
-    };
+    let running = Running::new(&bar);
 
     // The full-pool reference fit runs beside the active-learning runs, not before them.
     let (full_pool, runs) = rayon::join(
@@ -83,8 +77,7 @@ pub fn simulate(config: &ExperimentConfig, out: &Path, show_progress: bool) -> R
             jobs.par_iter()
                 .map(|&(arm, seed)| {
                     let p = &prepared[&seed];
-                    show_running(&|r| r.push((arm.name().to_string(), seed)));
-                    let _done = Finally(|| show_running(&|r| r.retain(|(name, s)| (name.as_str(), *s) != (arm.name(), seed))));
+                    let _named = running.start(arm.name(), seed);
                     match arm {
                         Arm::Stream(name) => {
                             let run = StreamRun { plan: &plan, pool: &p.pool, test: &p.test, name, seed, testing: Default::default() };
