@@ -256,7 +256,10 @@ impl SynthesisConfig {
         }
         let mut out: Vec<Box<dyn Synthesizer>> = Vec::new();
         for name in &self.strategies {
-            let s = synth::by_name(name).map_err(|e| ExperimentError::setting("strategy", e.to_string().replace("invalid parameter --strategy: ", "")))?;
+            let s = synth::by_name(name).map_err(|e| match e {
+                quarry_core::Error::InvalidParameter { reason, .. } => ExperimentError::setting("strategy", reason),
+                e => ExperimentError::Core(e),
+            })?;
             if out.iter().any(|o| o.name() == s.name()) {
                 return Err(ExperimentError::setting("strategy", format!("{} is named twice", s.name())));
             }
@@ -623,7 +626,8 @@ mod tests {
         assert!(c.synthesizers().err().unwrap().to_string().starts_with("budget:"));
         let c = config(&["margin"]);
         let err = c.synthesizers().err().unwrap().to_string();
-        assert!(err.contains("unknown synthesizer 'margin'") && err.contains("synthesis-pairs"), "{err}");
+        assert!(err.starts_with("strategy: unknown synthesizer 'margin'") && err.contains("synthesis-pairs"), "{err}");
+        assert!(!err.contains("invalid parameter"), "said once: {err}");
         let c = config(&["synthesis-random", "synthesis_random"]);
         assert!(c.synthesizers().is_err());
     }
