@@ -42,18 +42,15 @@ fn simulate(out: &Path, strategies: &str, budget: &str, seeds: &str) -> Output {
 
 /// Writes the first `per_class` t10k images of each of the first `classes` Fashion-MNIST classes as
 /// 28×28 PNGs named by index, into `dir/<class>/` or, when `flat`, into `dir` itself. Returns file
-/// name → class name and the EfficientNet-Lite0 weights' path, or `None` (the test is skipped,
-/// saying so) when Fashion-MNIST or the weights are not under ../shared.
+/// name → class name and the EfficientNet-Lite0 weights' path; Fashion-MNIST and the weights come
+/// from the shared folder (a missing one is named in a panic: the tests using this are ignored
+/// unless asked for).
 fn fashion_pngs(dir: &Path, classes: usize, per_class: usize, flat: bool) -> Option<(std::collections::HashMap<String, &'static str>, PathBuf)> {
     const NAMES: [&str; 10] = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"];
-    let fm = repo().join("../shared/data/fashion-mnist/t10k-images-idx3-ubyte.gz");
-    let weights = repo().join("../shared/models/efficientnet-lite0.safetensors");
-    if !fm.exists() || !weights.exists() {
-        eprintln!("skipped: Fashion-MNIST or EfficientNet-Lite0 weights not found under ../shared");
-        return None;
-    }
+    let fm = shared_data::fashion_mnist("t10k-images-idx3-ubyte.gz");
+    let weights = shared_data::weights();
     let images = quarry_data::read_idx_images(&fm).unwrap();
-    let labels = quarry_data::read_idx_labels(&repo().join("../shared/data/fashion-mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
+    let labels = quarry_data::read_idx_labels(&shared_data::fashion_mnist("t10k-labels-idx1-ubyte.gz")).unwrap();
     let mut count = vec![0; classes];
     let mut class_of = std::collections::HashMap::new();
     for (i, &l) in labels.iter().enumerate() {

@@ -3,6 +3,8 @@
 //! labels file's ordinary habits are understood. Most of these need no weights: the checks run
 //! before the model, or every image is answered already (nothing left to ask).
 
+#[path = "../../data/tests/common/shared_data.rs"]
+mod shared_data;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -226,8 +228,7 @@ fn errors_do_not_repeat_themselves() {
 #[test]
 #[ignore = "needs ../shared/models/efficientnet-lite0.safetensors"]
 fn top_level_and_sub_folder_images_are_proposed_with_guesses() {
-    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/efficientnet-lite0.safetensors");
-    assert!(weights.exists(), "{} not found", weights.display());
+    let weights = shared_data::weights();
     let d = scratch("model");
     tree(&d);
     let labels = d.join("labels.csv");

@@ -3,6 +3,8 @@
 //! row in the data file, errors say each cause once, and one seed or no random baseline is
 //! reported as such.
 
+#[path = "../../data/tests/common/shared_data.rs"]
+mod shared_data;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -204,9 +206,8 @@ fn synthesize_takes_quiet_like_simulate() {
 #[test]
 #[ignore = "needs ../shared/models (EfficientNet-Lite0 weights and the sample photos)"]
 fn predict_prints_class_names_beside_the_ids() {
-    let models = repo().join("../shared/models");
-    let w = models.join("efficientnet-lite0.safetensors").display().to_string();
-    let (cat, coffee) = (models.join("chelsea.png").display().to_string(), models.join("coffee.png").display().to_string());
+    let w = shared_data::weights().display().to_string();
+    let (cat, coffee) = (shared_data::shared("models/chelsea.png").display().to_string(), shared_data::shared("models/coffee.png").display().to_string());
     let o = quarry(&["predict", "--model", "efficientnet-lite0", "--weights", &w, &cat, &coffee]);
     let out = text(&o.stdout);
     assert!(o.status.success(), "{}", text(&o.stderr));
