@@ -47,6 +47,71 @@ enum Command {
     /// no file given is overwritten unless it is quarry's own (an earlier batch whose answers were
     /// appended, a feature cache).
     Query(QueryArgs),
+    /// Your model's scores in, the batch out: reads what the strategy needs from files any
+    /// framework can write (.npy, memory-mapped: f2/f4/f8, little-endian, C order; or CSV of
+    /// numbers with an optional header) and writes the chosen rows, best first, as `index,score`
+    /// lines to --out (stdout without it). Row i of every file is sample i; rows listed in
+    /// --labeled are never chosen. Random draws come from the seed's strategy stream
+    /// (`seeded_rng(seed, STRATEGY << 32)`), so a seed fixes the batch.
+    Select(SelectArgs),
+}
+
+#[derive(Args)]
+struct SelectArgs {
+    /// The query strategy (see `quarry strategies`; those that refit a model cannot run here).
+    #[arg(long)]
+    strategy: String,
+    /// How many rows to choose.
+    #[arg(long, value_name = "K")]
+    batch: usize,
+    /// Class probabilities, [n, classes] (.npy or CSV); each row sums to 1 within 1e-4.
+    #[arg(long, value_name = "FILE")]
+    probabilities: Option<PathBuf>,
+    /// Embeddings (e.g. the last layer's input), [n, dim] (.npy or CSV).
+    #[arg(long, value_name = "FILE")]
+    embeddings: Option<PathBuf>,
+    /// MC-dropout samples, [draws, n, classes] (.npy).
+    #[arg(long, value_name = "FILE")]
+    mc_samples: Option<PathBuf>,
+    /// The rows already labeled: row indices, one per line, or a 1-D integer .npy.
+    #[arg(long, value_name = "FILE")]
+    labeled: Option<PathBuf>,
+    /// Seed of the strategy's random draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Renormalize probability rows that do not sum to 1 instead of refusing them (negative values are still refused).
+    #[arg(long)]
+    normalize: bool,
+    /// Where the `index,score` lines go (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+fn run_select(a: SelectArgs) -> Result<()> {
+    use quarry_experiment::select::{SelectSpec, check_out, picks_csv, select};
+    let spec = SelectSpec {
+        strategy: a.strategy,
+        batch: a.batch,
+        probabilities: a.probabilities,
+        embeddings: a.embeddings,
+        mc_samples: a.mc_samples,
+        labeled: a.labeled,
+        seed: a.seed,
+        normalize: a.normalize,
+    };
+    if let Some(out) = &a.out {
+        check_out(&spec, out)?;
+    }
+    let picks = select(&spec)?;
+    let text = picks_csv(&picks);
+    match &a.out {
+        Some(out) => {
+            quarry_experiment::rundir::write_atomic(out, text.as_bytes())?;
+            eprintln!("wrote {} rows to {}", picks.len(), out.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -327,6 +392,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => run_predict(args),
         Command::Synthesize(args) => run_synthesize(args),
         Command::Query(args) => run_query(args),
+        Command::Select(args) => run_select(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
