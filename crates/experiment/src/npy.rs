@@ -206,9 +206,6 @@ fn parse_header(header: &str) -> std::result::Result<(Dtype, Vec<usize>), String
         }
         _ => return Err(format!("dtype '{descr}' is not supported (little-endian f2, f4, f8, or integers)")),
     };
-    if dtype.size() == 1 && order == "<" {
-        // '<i1' is unusual but harmless.
-    }
     let fortran = field(header, "fortran_order").ok_or("the .npy header has no 'fortran_order'")?;
     if fortran.starts_with("True") {
         return Err("the array is in Fortran order; save it in C order (np.ascontiguousarray)".into());

@@ -292,10 +292,10 @@ pub fn select(spec: &SelectSpec) -> Result<Vec<Pick>> {
             ));
         }
     }
-    if let (Some(t), Some(m)) = (&probs, &mcs) {
-        if t.cols() != m.shape[2] {
-            return Err(bad(m.path(), format!("expected {} classes (as {} has), found shape {}", t.cols(), t.path().display(), shape_text(&m.shape))));
-        }
+    if let (Some(t), Some(m)) = (&probs, &mcs)
+        && t.cols() != m.shape[2]
+    {
+        return Err(bad(m.path(), format!("expected {} classes (as {} has), found shape {}", t.cols(), t.path().display(), shape_text(&m.shape))));
     }
 
     // The labeled rows and the candidates.
