@@ -45,7 +45,9 @@ enum Command {
     /// the batch and writes it to --out as `file,label,guess,probability` lines: fill in each
     /// label and append the lines to the labels file. Nothing is written to the labels file, and
     /// no file given is overwritten unless it is quarry's own (an earlier batch whose answers were
-    /// appended, a feature cache).
+    /// appended, a feature cache). With a CSV table as --data, its rows are the samples instead
+    /// (named by --id-column or by row number; every other column a numeric feature) and
+    /// logistic regression or an MLP (--model) is fitted on the labeled rows.
     Query(QueryArgs),
     /// Your model's scores in, the batch out: reads what the strategy needs from files any
     /// framework can write (.npy, memory-mapped: f2/f4/f8, little-endian, C order; or CSV of
@@ -118,8 +120,24 @@ fn run_select(a: SelectArgs) -> Result<()> {
 struct QueryArgs {
     /// A folder of PNG/JPEG images: the images in it and in its sub-folders at any depth, each
     /// named by its path relative to the folder (`x.png`, `sub/y.jpg`); folder names mean nothing.
-    #[arg(long, value_name = "DIR")]
+    /// Or a CSV table (a file): its rows are the samples, every column but --id-column a numeric
+    /// feature (standardized), no label column.
+    #[arg(long, value_name = "DIR|CSV")]
     data: PathBuf,
+    /// A table's column naming its rows (unique values); without it, a row is named by its
+    /// 0-based number among the data rows. Tables only.
+    #[arg(long, value_name = "NAME")]
+    id_column: Option<String>,
+    /// A table's model: `logreg` (logistic regression, default) or `mlp` (one hidden layer).
+    /// Tables only; images use a softmax head on EfficientNet-Lite0's features.
+    #[arg(long, value_name = "MODEL")]
+    model: Option<String>,
+    /// `--model mlp`: passes over the labels (default 100).
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    /// `--model mlp`: dropout rate (above 0 for the MC-dropout strategies such as bald).
+    #[arg(long, value_name = "P")]
+    dropout: Option<f32>,
     /// The labels given so far: `file,label` lines, `file` relative to --data (quoted fields, a
     /// repeated header, a byte-order mark, `./` and extra columns are fine; the last line for a
     /// file wins). Only read, never written.
@@ -129,16 +147,16 @@ struct QueryArgs {
     /// of a new class), and the classes keep this order.
     #[arg(long, value_name = "A,B,...")]
     classes: Option<String>,
-    /// EfficientNet-Lite0 weights (safetensors).
+    /// EfficientNet-Lite0 weights (safetensors); required with an image folder.
     #[arg(long, value_name = "FILE")]
-    weights: PathBuf,
+    weights: Option<PathBuf>,
     /// Images and patches are resized to R×R before the backbone.
     #[arg(long, value_name = "R", default_value_t = 96)]
     resolution: usize,
-    /// The query strategy (see `quarry strategies`).
-    #[arg(long, default_value = "aift")]
-    strategy: String,
-    /// How many images to propose.
+    /// The query strategy (see `quarry strategies`); default `aift` for images, `margin` for a table.
+    #[arg(long)]
+    strategy: Option<String>,
+    /// How many images (or rows) to propose.
     #[arg(long, default_value_t = 20)]
     batch: usize,
     /// AIFT: augmented patches per image (m).
@@ -153,7 +171,7 @@ struct QueryArgs {
     /// AIFT: fraction α of each image's patches kept by majority selection.
     #[arg(long, default_value_t = 0.25)]
     aift_alpha: f64,
-    /// The head's inverse regularization strength.
+    /// The head's (a table's logistic regression's) inverse regularization strength.
     #[arg(long, default_value_t = 1.0)]
     c: f64,
     #[arg(long, default_value_t = 0)]
@@ -546,17 +564,27 @@ fn seeds_phrase(n: usize) -> String {
 }
 
 fn run_query(a: QueryArgs) -> Result<()> {
+    if a.data.is_file() {
+        return run_query_table(a);
+    }
     use quarry_experiment::propose::{QuerySpec, check_out, propose, write_batch};
+    let table_only = [("id-column", a.id_column.is_some()), ("model", a.model.is_some()), ("epochs", a.epochs.is_some()), ("dropout", a.dropout.is_some())];
+    if let Some((flag, _)) = table_only.iter().find(|(_, given)| *given) {
+        anyhow::bail!("--{flag}: applies to a CSV table as --data, not to an image folder ({})", a.data.display());
+    }
+    let Some(weights) = a.weights else {
+        anyhow::bail!("--weights: required with an image folder as --data (EfficientNet-Lite0 weights, safetensors)");
+    };
     let classes = a.classes.as_deref().map(quarry_experiment::labels::parse_classes).transpose()?;
     let spec = QuerySpec {
         folder: a.data,
         labels: a.labels,
-        weights: a.weights,
+        weights,
         resolution: a.resolution,
         patches: a.patches,
         patch_scale: a.patch_scale,
         train_patches: a.train_patches,
-        strategy: a.strategy,
+        strategy: a.strategy.unwrap_or_else(|| "aift".into()),
         options: StrategyOptions { aift_alpha: a.aift_alpha, ..StrategyOptions::default() },
         batch: a.batch,
         c: a.c,
@@ -567,6 +595,46 @@ fn run_query(a: QueryArgs) -> Result<()> {
     // Before any work (and before the features cache is written): where the batch goes.
     let target = check_out(&spec, &a.out)?;
     let p = propose(&spec)?;
+    report_proposal(&p, &spec.labels);
+    write_batch(&spec, &a.out, &target, &p.picks)?;
+    print_batch(&p, "images", &a.out, &spec.labels);
+    Ok(())
+}
+
+/// `quarry query` on a CSV table: rows instead of images, logistic regression or an MLP on the
+/// standardized columns instead of the backbone's features.
+fn run_query_table(a: QueryArgs) -> Result<()> {
+    use quarry_experiment::propose_table::{TableSpec, check_table_out, propose_table, write_table_batch};
+    let image_only = [("weights", a.weights.is_some()), ("features-cache", a.features_cache.is_some()), ("train-patches", a.train_patches)];
+    if let Some((flag, _)) = image_only.iter().find(|(_, given)| *given) {
+        anyhow::bail!("--{flag}: applies to an image folder as --data, not to a table ({})", a.data.display());
+    }
+    let mut spec = TableSpec::new(a.data, a.labels);
+    spec.classes = a.classes.as_deref().map(quarry_experiment::labels::parse_classes).transpose()?;
+    spec.id_column = a.id_column;
+    if let Some(model) = a.model.as_deref() {
+        spec.model = ModelKind::parse(model)?;
+    }
+    if let Some(strategy) = a.strategy {
+        spec.strategy = strategy;
+    }
+    spec.options = StrategyOptions { aift_alpha: a.aift_alpha, ..StrategyOptions::default() };
+    spec.batch = a.batch;
+    spec.c = a.c;
+    spec.epochs = a.epochs.unwrap_or(spec.epochs);
+    spec.dropout = a.dropout.unwrap_or(spec.dropout);
+    spec.seed = a.seed;
+    let target = check_table_out(&spec, &a.out)?;
+    let p = propose_table(&spec)?;
+    report_proposal(&p, &spec.labels);
+    write_table_batch(&spec, &a.out, &target, &p.picks)?;
+    print_batch(&p, "rows", &a.out, &spec.labels);
+    Ok(())
+}
+
+/// What the labels file held, on stderr: skipped inputs, corrections, repeats, the counts and how
+/// the batch was chosen.
+fn report_proposal(p: &quarry_experiment::propose::Proposal, labels: &std::path::Path) {
     for s in &p.skipped {
         eprintln!("warning: {s}");
     }
@@ -574,10 +642,10 @@ fn run_query(a: QueryArgs) -> Result<()> {
         let shown: Vec<String> =
             p.corrections.iter().take(5).map(|c| format!("{} {} -> {} (line {} over line {})", c.file, c.from, c.to, c.line, c.earlier_line)).collect();
         let more = if p.corrections.len() > 5 { format!(", and {} more", p.corrections.len() - 5) } else { String::new() };
-        eprintln!("{}: applied {} correction(s), the last line for a file wins: {}{more}", spec.labels.display(), p.corrections.len(), shown.join(", "));
+        eprintln!("{}: applied {} correction(s), the last line for a file wins: {}{more}", labels.display(), p.corrections.len(), shown.join(", "));
     }
     if p.repeats > 0 {
-        eprintln!("{}: {} line(s) repeat an earlier label unchanged", spec.labels.display(), p.repeats);
+        eprintln!("{}: {} line(s) repeat an earlier label unchanged", labels.display(), p.repeats);
     }
     let per_class: Vec<String> = p.classes.iter().zip(&p.class_counts).map(|(c, n)| format!("{c} {n}")).collect();
     let classes = match p.class_counts.iter().filter(|&&n| n > 0).count() {
@@ -591,20 +659,21 @@ fn run_query(a: QueryArgs) -> Result<()> {
         p.unanswered,
         p.how
     );
-    write_batch(&spec, &a.out, &target, &p.picks)?;
-    // stdout: the files alone, one per line (for scripts); the guesses are in --out.
+}
+
+/// stdout: the proposed names alone, one per line (for scripts); the guesses are in --out.
+fn print_batch(p: &quarry_experiment::propose::Proposal, what: &str, out: &std::path::Path, labels: &std::path::Path) {
     for pick in &p.picks {
         println!("{}", pick.file);
     }
     if !p.picks.is_empty() {
         eprintln!(
-            "wrote {} images to label to {}: fill in each label (or - if it cannot be labeled) and append the lines to {}",
+            "wrote {} {what} to label to {}: fill in each label (or - if it cannot be labeled) and append the lines to {}",
             p.picks.len(),
-            a.out.display(),
-            spec.labels.display()
+            out.display(),
+            labels.display()
         );
     }
-    Ok(())
 }
 
 fn run_simulate(a: SimulateArgs) -> Result<()> {

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod plot;
 pub mod progress;
 pub mod propose;
+pub mod propose_table;
 pub mod report;
 pub mod npy;
 pub mod rundir;
