@@ -18,7 +18,7 @@ use crate::images::{AugmentedPatches, Featurizer, ImageSet, PatchCache, image_fe
 use crate::labels::{Correction, read_entries, read_labels, starts_with_header};
 use crate::patch_scores::PatchScores;
 use crate::{ExperimentError, Result};
-use quarry_core::{Answer, SampleId, Session, SessionSettings, seeded_rng};
+use quarry_core::{Answer, Matrix, SampleId, Session, SessionSettings, seeded_rng};
 use quarry_data::image_folder::scan_image_tree;
 use quarry_data::{Skipped, decode_all, is_image_file};
 use quarry_models::imagenet_input::decode_image;
@@ -293,26 +293,15 @@ pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
 
     if classes_labeled < 2 {
         // Cold start: diverse images by k-means++ seeding on the embeddings of the open images.
-        let x = features.select_rows(&open);
-        let mut rng = seeded_rng(spec.seed, 0xC01D);
-        let first = rand::Rng::random_range(&mut rng, 0..open.len());
-        let picks = quarry_strategies::diversity::kmeans_pp_seeding(&x, None, first, k, &mut rng);
-        proposal.picks = picks.into_iter().map(|(j, _)| Pick { file: names[open[j]].clone(), guess: None }).collect();
+        proposal.picks = cold_start(&features, &open, k, spec.seed, &names);
         proposal.how = format!("cold start: k-means++ on the pretrained embeddings ({classes_labeled} class(es) labeled; a head needs 2)");
         return Ok(proposal);
     }
 
-    let class_of: HashMap<&str, u32> = proposal.classes.iter().enumerate().map(|(c, n)| (n.as_str(), c as u32)).collect();
-    // Every answer so far, taught at once (round 0), in file order; '-' = cannot be labeled.
-    let mut taught: Vec<(SampleId, Answer)> =
-        answers.iter().map(|(&i, a)| (SampleId::from(i), a.as_deref().map_or(Answer::CannotLabel, |l| Answer::Label(class_of[l])))).collect();
-    taught.sort_by_key(|(id, _)| *id);
-    let head = LogisticRegressionLearner::new(LogisticRegressionParams::new().c(spec.c));
-    let learner: Box<dyn quarry_core::Learner> = if strategy.needs().has(quarry_core::ScoreKind::Committee) {
-        Box::new(Committee::bagging(Box::new(head), spec.options.committee_size, spec.seed)?)
-    } else {
-        Box::new(head)
-    };
+    // Every answer so far, taught at once (round 0); '-' = cannot be labeled.
+    let taught = answers_to_teach(&answers, &proposal.classes);
+    let head = Box::new(LogisticRegressionLearner::new(LogisticRegressionParams::new().c(spec.c)));
+    let learner = committee_if_needed(head, strategy.as_ref(), &spec.options, spec.seed)?;
     let settings = SessionSettings { mc_draws: spec.options.mc_draws, ..SessionSettings::seeded(spec.seed) };
     let patches = PatchScores {
         patches: AugmentedPatches {
@@ -332,20 +321,59 @@ pub fn propose(spec: &QuerySpec) -> Result<Proposal> {
         session = session.with_augment(&patches);
     }
     session.teach(&taught)?;
+    proposal.picks = guessed_picks(&session, k, &proposal.classes, &names)?;
+    proposal.how = format!("{} on a softmax head fitted to {labeled} labels in {classes_labeled} classes", spec.strategy);
+    Ok(proposal)
+}
+
+/// A cold start (fewer than two classes labeled, so no model yet): `k` diverse samples among the
+/// `open` rows of `features`, by k-means++ seeding, named by `names`.
+pub(crate) fn cold_start(features: &Matrix, open: &[usize], k: usize, seed: u64, names: &[String]) -> Vec<Pick> {
+    let x = features.select_rows(open);
+    let mut rng = seeded_rng(seed, 0xC01D);
+    let first = rand::Rng::random_range(&mut rng, 0..open.len());
+    let picks = quarry_strategies::diversity::kmeans_pp_seeding(&x, None, first, k, &mut rng);
+    picks.into_iter().map(|(j, _)| Pick { file: names[open[j]].clone(), guess: None }).collect()
+}
+
+/// Every answer of the labels file (row → label, `None` = cannot be labeled) as the session takes
+/// them, in row order, each label as its index in `classes`.
+pub(crate) fn answers_to_teach(answers: &HashMap<usize, Option<String>>, classes: &[String]) -> Vec<(SampleId, Answer)> {
+    let class_of: HashMap<&str, u32> = classes.iter().enumerate().map(|(c, n)| (n.as_str(), c as u32)).collect();
+    let mut taught: Vec<(SampleId, Answer)> =
+        answers.iter().map(|(&i, a)| (SampleId::from(i), a.as_deref().map_or(Answer::CannotLabel, |l| Answer::Label(class_of[l])))).collect();
+    taught.sort_by_key(|(id, _)| *id);
+    taught
+}
+
+/// `base`, or a bagging committee of it when the strategy reads committee votes.
+pub(crate) fn committee_if_needed(
+    base: Box<dyn quarry_core::Learner>,
+    strategy: &dyn quarry_core::Strategy,
+    options: &StrategyOptions,
+    seed: u64,
+) -> Result<Box<dyn quarry_core::Learner>> {
+    Ok(if strategy.needs().has(quarry_core::ScoreKind::Committee) {
+        Box::new(Committee::bagging(base, options.committee_size, seed)?)
+    } else {
+        base
+    })
+}
+
+/// The session's next `k` picks, named by `names`, each with the model's guess and its probability
+/// (written beside it so the person can confirm or correct).
+pub(crate) fn guessed_picks(session: &Session, k: usize, classes: &[String], names: &[String]) -> Result<Vec<Pick>> {
     let picks = session.query(k)?.ids();
-    // The model's guess for each pick, written beside it so the person can confirm or correct.
     let probabilities = session.predict(&picks)?;
-    proposal.picks = picks
+    Ok(picks
         .iter()
         .enumerate()
         .map(|(r, id)| {
             let best = probabilities.row(r).iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1));
-            let guess = best.map(|(c, &p)| Guess { class: proposal.classes[c].clone(), probability: f64::from(p) });
+            let guess = best.map(|(c, &p)| Guess { class: classes[c].clone(), probability: f64::from(p) });
             Pick { file: names[id.index()].clone(), guess }
         })
-        .collect();
-    proposal.how = format!("{} on a softmax head fitted to {labeled} labels in {classes_labeled} classes", spec.strategy);
-    Ok(proposal)
+        .collect())
 }
 
 /// The batch as the lines a person fills in: a `file,label,guess,probability` header, then per

@@ -16,11 +16,11 @@
 
 use crate::config::{ModelKind, NetConfig};
 use crate::labels::{normalize_file, read_labels};
-use crate::propose::{Guess, Pick, Proposal, QuerySpec, check_out, write_batch};
+use crate::propose::{Pick, Proposal, QuerySpec, answers_to_teach, check_out, cold_start, committee_if_needed, guessed_picks, write_batch};
 use crate::{ExperimentError, Result};
-use quarry_core::{Answer, Matrix, SampleId, ScoreKind, Session, SessionSettings, seeded_rng};
+use quarry_core::{Matrix, ScoreKind, Session, SessionSettings};
 use quarry_models::nn::OptimizerKind;
-use quarry_models::{Committee, LogisticRegressionLearner, LogisticRegressionParams, NetParams};
+use quarry_models::{LogisticRegressionLearner, LogisticRegressionParams, NetParams};
 use quarry_strategies::StrategyOptions;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -317,19 +317,12 @@ pub fn propose_table(spec: &TableSpec) -> Result<Proposal> {
     let names = &table.names;
     if classes_labeled < 2 {
         // Cold start: diverse rows by k-means++ seeding on the standardized features of the open rows.
-        let x = table.features.select_rows(&open);
-        let mut rng = seeded_rng(spec.seed, 0xC01D);
-        let first = rand::Rng::random_range(&mut rng, 0..open.len());
-        let picks = quarry_strategies::diversity::kmeans_pp_seeding(&x, None, first, k, &mut rng);
-        proposal.picks = picks.into_iter().map(|(j, _)| Pick { file: names[open[j]].clone(), guess: None }).collect();
+        proposal.picks = cold_start(&table.features, &open, k, spec.seed, names);
         proposal.how = format!("cold start: k-means++ on the standardized features ({classes_labeled} class(es) labeled; a model needs 2)");
         return Ok(proposal);
     }
 
-    let class_of: HashMap<&str, u32> = proposal.classes.iter().enumerate().map(|(c, n)| (n.as_str(), c as u32)).collect();
-    let mut taught: Vec<(SampleId, Answer)> =
-        answers.iter().map(|(&i, a)| (SampleId::from(i), a.as_deref().map_or(Answer::CannotLabel, |l| Answer::Label(class_of[l])))).collect();
-    taught.sort_by_key(|(id, _)| *id);
+    let taught = answers_to_teach(&answers, &proposal.classes);
     let n_classes = proposal.classes.len();
     let base: Box<dyn quarry_core::Learner> = match spec.model {
         ModelKind::Mlp => Box::new(
@@ -343,25 +336,11 @@ pub fn propose_table(spec: &TableSpec) -> Result<Proposal> {
         ),
         _ => Box::new(LogisticRegressionLearner::new(LogisticRegressionParams::new().c(spec.c))),
     };
-    let learner: Box<dyn quarry_core::Learner> = if strategy.needs().has(ScoreKind::Committee) {
-        Box::new(Committee::bagging(base, spec.options.committee_size, spec.seed)?)
-    } else {
-        base
-    };
+    let learner = committee_if_needed(base, strategy.as_ref(), &spec.options, spec.seed)?;
     let settings = SessionSettings { mc_draws: spec.options.mc_draws, ..SessionSettings::seeded(spec.seed) };
     let mut session = Session::new(&table.features, n_classes, learner, strategy, settings);
     session.teach(&taught)?;
-    let picks = session.query(k)?.ids();
-    let probabilities = session.predict(&picks)?;
-    proposal.picks = picks
-        .iter()
-        .enumerate()
-        .map(|(r, id)| {
-            let best = probabilities.row(r).iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1));
-            let guess = best.map(|(c, &p)| Guess { class: proposal.classes[c].clone(), probability: f64::from(p) });
-            Pick { file: names[id.index()].clone(), guess }
-        })
-        .collect();
+    proposal.picks = guessed_picks(&session, k, &proposal.classes, names)?;
     proposal.how = format!("{} on {} fitted to {labeled} labels in {classes_labeled} classes", spec.strategy, spec.model);
     Ok(proposal)
 }
