@@ -2,7 +2,7 @@
 //! scored on the held-out test set (the session itself never sees a test set).
 
 use crate::metrics;
-use quarry_core::{Dataset, Learner, Result, RoundRecord, RoundStats};
+use quarry_core::{Dataset, Learner, Result, RoundRecord, RoundStats, Session};
 
 /// At which label counts the test set is scored (every round by default). The driver also
 /// scores round 0, the round that spends the budget, and every round when a stopping rule
@@ -22,6 +22,12 @@ impl EvalSchedule {
     }
     pub fn wants(&self, labels: usize) -> bool {
         self.is_every_round() || self.at.contains(&labels) || self.every.is_some_and(|e| labels.is_multiple_of(e))
+    }
+
+    /// Whether a driver scores the round `stats` of `session`: round 0, the run's `last` round,
+    /// every round a stopping rule measures the model, and the rounds the schedule wants.
+    pub fn scores(&self, session: &Session, stats: &RoundStats, last: bool) -> bool {
+        stats.round == 0 || last || self.wants(stats.labels) || session.stop_needs().any()
     }
 }
 

@@ -194,7 +194,7 @@ fn run_one(
         let answers = oracle.answer(&ids).map_err(wrap)?;
         let stats = session.teach(&answers).map_err(wrap)?.clone();
         let last = stats.labels >= config.budget || session.pool().n_unlabeled() == 0;
-        if stats.round == 0 || last || schedule.wants(stats.labels) || session.stop_needs().any() {
+        if schedule.scores(&session, &stats, last) {
             let mut record = evaluator.record(session.learner(), &stats).map_err(wrap)?;
             record.seconds = t0.elapsed().as_secs_f64();
             history.push(record);

@@ -235,7 +235,7 @@ impl StreamRun<'_> {
             let t1 = Instant::now();
             let stats = session.teach(&oracle.answer(&picks).map_err(wrap)?).map_err(wrap)?.clone();
             let last = stats.labels >= config.budget || session.pool().n_unlabeled() == 0 || st.position == order.len();
-            if stats.round == 0 || last || schedule.wants(stats.labels) || session.stop_needs().any() {
+            if schedule.scores(&session, &stats, last) {
                 let mut r = evaluator.record(session.learner(), &stats).map_err(wrap)?;
                 r.seconds = t1.elapsed().as_secs_f64() + walk_seconds;
                 walk_seconds = 0.0;
