@@ -41,16 +41,16 @@ fn simulate(out: &Path, strategies: &str, budget: &str, seeds: &str) -> Output {
 }
 
 /// Writes the first `per_class` t10k images of each of the first `classes` Fashion-MNIST classes as
-/// 28×28 PNGs named by index, into `dir/<class>/` or, when `flat`, into `dir` itself. Returns file
-/// name → class name and the EfficientNet-Lite0 weights' path; Fashion-MNIST and the weights come
-/// from the shared folder (a missing one is named in a panic: the tests using this are ignored
-/// unless asked for).
-fn fashion_pngs(dir: &Path, classes: usize, per_class: usize, flat: bool) -> Option<(std::collections::HashMap<String, &'static str>, PathBuf)> {
-    const NAMES: [&str; 10] = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"];
-    let fm = shared_data::fashion_mnist("t10k-images-idx3-ubyte.gz");
-    let weights = shared_data::weights();
-    let images = quarry_data::read_idx_images(&fm).unwrap();
-    let labels = quarry_data::read_idx_labels(&shared_data::fashion_mnist("t10k-labels-idx1-ubyte.gz")).unwrap();
+/// Writes the first `per_class` images of each of the classes 0..`classes` as 28×28 PNGs named by
+/// their index (`digits` wide), into `dir/<class name>/` or, when `flat`, into `dir` itself. `pixels(i)`
+/// is image `i`'s 784 bytes. Returns file name → class name.
+fn class_pngs(
+    dir: &Path,
+    labels: &[u8],
+    pixels: impl Fn(usize) -> Vec<u8>,
+    names: &[&'static str; 10],
+    (classes, per_class, flat, digits): (usize, usize, bool, usize),
+) -> std::collections::HashMap<String, &'static str> {
     let mut count = vec![0; classes];
     let mut class_of = std::collections::HashMap::new();
     for (i, &l) in labels.iter().enumerate() {
@@ -59,14 +59,24 @@ fn fashion_pngs(dir: &Path, classes: usize, per_class: usize, flat: bool) -> Opt
             continue;
         }
         count[c] += 1;
-        let folder = if flat { dir.to_path_buf() } else { dir.join(NAMES[c]) };
+        let folder = if flat { dir.to_path_buf() } else { dir.join(names[c]) };
         std::fs::create_dir_all(&folder).unwrap();
-        let px: Vec<u8> = images.row(i).iter().map(|&v| v as u8).collect();
-        let name = format!("{i:05}.png");
-        image::GrayImage::from_raw(28, 28, px).unwrap().save(folder.join(&name)).unwrap();
-        class_of.insert(name, NAMES[c]);
+        let name = format!("{i:0digits$}.png");
+        image::GrayImage::from_raw(28, 28, pixels(i)).unwrap().save(folder.join(&name)).unwrap();
+        class_of.insert(name, names[c]);
     }
-    Some((class_of, weights))
+    class_of
+}
+
+/// Fashion-MNIST's test images as PNGs (see [`class_pngs`]), with the EfficientNet-Lite0 weights'
+/// path; both come from the shared folder (a missing one is named in a panic: the tests using this
+/// are ignored unless asked for).
+fn fashion_pngs(dir: &Path, classes: usize, per_class: usize, flat: bool) -> (std::collections::HashMap<String, &'static str>, PathBuf) {
+    const NAMES: [&str; 10] = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"];
+    let images = quarry_data::read_idx_images(&shared_data::fashion_mnist("t10k-images-idx3-ubyte.gz")).unwrap();
+    let labels = quarry_data::read_idx_labels(&shared_data::fashion_mnist("t10k-labels-idx1-ubyte.gz")).unwrap();
+    let pixels = |i: usize| images.row(i).iter().map(|&v| v as u8).collect();
+    (class_pngs(dir, &labels, pixels, &NAMES, (classes, per_class, flat, 5)), shared_data::weights())
 }
 
 /// The repository's 8×8 digits (values 0–16) as 28×28 grey images, pixel values 0–240: each source
@@ -113,24 +123,11 @@ fn digits_idx(dir: &Path) -> (PathBuf, PathBuf) {
 
 const DIGIT_NAMES: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
 
-/// Writes the first `per_class` images of each of the digits 0..`classes` as 28×28 PNGs named by
-/// index, into `dir/<digit name>/` or, when `flat`, into `dir` itself. Returns file name → digit name.
+/// The repository's digits 0..`classes`, `per_class` of each, as PNGs (see [`class_pngs`]).
 fn digit_pngs(dir: &Path, classes: usize, per_class: usize, flat: bool) -> std::collections::HashMap<String, &'static str> {
     let (images, labels) = digits_28x28();
-    let mut count = vec![0; classes];
-    let mut class_of = std::collections::HashMap::new();
-    for (i, &l) in labels.iter().enumerate() {
-        let c = l as usize;
-        if c >= classes || count[c] >= per_class {
-            continue;
-        }
-        count[c] += 1;
-        let folder = if flat { dir.to_path_buf() } else { dir.join(DIGIT_NAMES[c]) };
-        std::fs::create_dir_all(&folder).unwrap();
-        let name = format!("{i:04}.png");
-        image::GrayImage::from_raw(28, 28, images[i].clone()).unwrap().save(folder.join(&name)).unwrap();
-        class_of.insert(name, DIGIT_NAMES[c]);
-    }
+    let class_of = class_pngs(dir, &labels, |i| images[i].clone(), &DIGIT_NAMES, (classes, per_class, flat, 4));
+    let count: Vec<usize> = (0..classes).map(|c| class_of.values().filter(|&&n| n == DIGIT_NAMES[c]).count()).collect();
     assert_eq!(count, vec![per_class; classes], "the digits hold {per_class} images of each class");
     class_of
 }
@@ -429,7 +426,7 @@ fn aift_on_fashion_mnist_with_the_pretrained_weights() {
     shared_data::fashion_mnist("t10k-images-idx3-ubyte.gz");
     shared_data::weights();
     let d = scratch("aift-fashion");
-    let (_, weights) = fashion_pngs(&d.join("img"), 3, 12, false).expect("Fashion-MNIST and the weights in ../shared");
+    let (_, weights) = fashion_pngs(&d.join("img"), 3, 12, false);
     aift_on_an_image_folder(&d, &weights, ["pullover", "tshirt"]);
 }
 
